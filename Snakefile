@@ -1,0 +1,19 @@
+# maccabench: offline MARL with causal credit assignment, from environment interaction to tables.
+# Run:  snakemake --cores 2 --config tier=quick        (tiers: smoke, quick, paper)
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/behavior.smk"
+include: "workflow/rules/datasets.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.datasets.input,
+
+
+rule behavior_policies:
+    input:
+        expand(f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json", env=TIER["envs"], seed=TIER["dataset_seeds"]),

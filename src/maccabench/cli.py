@@ -1,0 +1,121 @@
+"""Command line: `python -m maccabench <command>`. Every Snakemake rule calls one of these, and
+each works without Snakemake: give `--config/--tier` instead of the `--job` JSON the rules pass."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config as C
+from .errors import MaccabenchError
+
+
+def _job(args, make):
+    """The job dict: the JSON a rule passes, or built from the config file and tier."""
+    if args.job:
+        return json.loads(args.job)
+    cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
+    return make(cfg)
+
+
+def cmd_check_config(args):
+    cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
+    t = C.tier(cfg)
+    print(f"{args.config}: valid. tier={cfg['tier']} envs={t['envs']} qualities={t['qualities']} "
+          f"dataset_seeds={t['dataset_seeds']} -> {C.results_dir(cfg)}")
+
+
+def cmd_suites(args):
+    from .envs import SUITES
+    for name, suite in SUITES.items():
+        print(f"{name}: {', '.join(suite.tasks())}")
+
+
+def cmd_behavior(args):
+    from .behavior import train
+    job = _job(args, lambda cfg: C.behavior_job(cfg, args.env, args.seed))
+    summary = train(job, args.out, progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "versions"}, indent=1))
+
+
+def cmd_collect(args):
+    from .collect import collect
+    from .io import write_json
+    job = _job(args, lambda cfg: C.collect_job(cfg, args.env, args.quality, args.seed))
+    stats = collect(job, args.behavior, args.out)
+    write_json(Path(args.out).with_suffix(".stats.json"), stats)
+    print(json.dumps({k: v for k, v in stats.items() if k != "env_config"}, indent=1))
+
+
+def cmd_mask(args):
+    from .data import mask
+    ds = mask(args.raw, args.out)
+    print(f"{args.out}: {len(ds)} transitions, team rewards only ({', '.join(sorted(ds.arrays))})")
+
+
+def cmd_inspect(args):
+    from . import data
+    for p in args.files:
+        ds = data.read(p)
+        r = ds.attrs.get("behavior_return", {})
+        print(f"{p}: kind={ds.kind} env={ds.spec.env} quality={ds.attrs.get('quality')} "
+              f"transitions={len(ds)} return={r.get('mean', float('nan')):.2f}+-{r.get('std', float('nan')):.2f} "
+              f"S_random={ds.attrs.get('S_random'):.2f} S_expert={ds.attrs.get('S_expert'):.2f} checksum=ok")
+
+
+def cmd_datasets_summary(args):
+    from .summary import datasets_summary
+    print(datasets_summary(args.results))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="maccabench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def with_job(sp):
+        sp.add_argument("--job", help="job JSON (what the Snakemake rules pass)")
+        sp.add_argument("--config", default="config/config.yaml")
+        sp.add_argument("--tier", choices=["smoke", "quick", "paper"])
+        return sp
+
+    sp = sub.add_parser("check-config", help="validate the config and print what a tier runs")
+    sp.add_argument("--config", default="config/config.yaml")
+    sp.add_argument("--tier", choices=["smoke", "quick", "paper"])
+    sp.set_defaults(fn=cmd_check_config)
+    sub.add_parser("suites", help="list environment suites and their tasks").set_defaults(fn=cmd_suites)
+
+    sp = with_job(sub.add_parser("behavior", help="train the MATD3 behaviour policies of one env"))
+    sp.add_argument("--env", required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(fn=cmd_behavior)
+
+    sp = with_job(sub.add_parser("collect", help="collect one raw dataset from behaviour policies"))
+    sp.add_argument("--env", required=True)
+    sp.add_argument("--quality", required=True, choices=list(C.QUALITIES))
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--behavior", required=True, help="behaviour folder (behavior/{env}/seed{k})")
+    sp.add_argument("--out", required=True, help="raw .h5 file to write")
+    sp.set_defaults(fn=cmd_collect)
+
+    sp = sub.add_parser("mask", help="raw dataset -> team-reward dataset (individual rewards removed)")
+    sp.add_argument("--raw", required=True)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(fn=cmd_mask)
+
+    sp = sub.add_parser("inspect", help="verify datasets (checksum, spec) and print their statistics")
+    sp.add_argument("files", nargs="+")
+    sp.set_defaults(fn=cmd_inspect)
+
+    sp = sub.add_parser("datasets-summary", help="table of behaviour/collection figures of a results folder")
+    sp.add_argument("results", help="e.g. results/quick")
+    sp.set_defaults(fn=cmd_datasets_summary)
+
+    args = p.parse_args(argv)
+    try:
+        args.fn(args)
+    except MaccabenchError as e:
+        print(f"maccabench: error: {e}", file=sys.stderr)
+        sys.exit(2)

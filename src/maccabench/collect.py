@@ -1,0 +1,48 @@
+"""Dataset collection: behaviour policies (with exploration noise, as OMAR's data) -> raw HDF5."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .behavior import load_policies
+from .envs import make_team_env, spec_of
+from .rollout import run_episodes, stack_episodes
+
+COLLECT_SEED_OFFSET = 30_000
+
+
+def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
+    """Write the raw dataset of `job` (config.collect_job) from a finished behaviour folder."""
+    behavior_dir = Path(behavior_dir)
+    summary = json.loads((behavior_dir / "summary.json").read_text())
+    entry, quality, seed = job["env"], job["quality"], job["seed"]
+    t0 = time.time()
+    if quality == "medium-replay":   # the behaviour learner's replay buffer up to the medium checkpoint
+        with np.load(behavior_dir / "replay_medium.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["team_rewards"] = arrays["individual_rewards"].sum(axis=1).astype(np.float32)
+        spec, env_steps_per_s = spec_of(entry), None
+    else:
+        team_policy, others = load_policies(behavior_dir / "policies.pt", quality)
+        env = make_team_env(entry, job["num_envs"], others)
+        spec = env.spec
+        episodes = -(-job["transitions"] // spec.episode_limit)  # whole episodes, rounded up
+        ep = run_episodes(env, team_policy, episodes, seed + COLLECT_SEED_OFFSET, noise=job["noise"], record=True)
+        arrays = stack_episodes(ep)
+        env_steps_per_s = len(arrays["team_rewards"]) / (time.time() - t0)
+    returns = data.episode_returns(arrays["team_rewards"], arrays["episode_starts"])
+    meta = {
+        "env": entry["name"], "quality": quality, "seed": seed,
+        "behavior_return": data.return_stats(returns),
+        "S_random": summary["S_random"], "S_expert": summary["S_expert"],
+        "behavior_checkpoint_env_steps": summary["checkpoint_env_steps"].get(quality, summary["checkpoint_env_steps"]["medium"]),
+        "collection_noise": job["noise"] if quality != "medium-replay" else 0.0,
+        "env_config": entry,
+    }
+    data.write(out_path, arrays, spec, "raw", **meta)
+    return {**meta, "transitions": int(len(arrays["team_rewards"])), "wall_s": round(time.time() - t0, 2),
+            "env_steps_per_s": env_steps_per_s}

@@ -1,0 +1,130 @@
+"""Offline datasets: one self-describing HDF5 file per (env, quality, dataset seed).
+
+Arrays (T transitions, N team agents, padded to the widest agent; true sizes are in the spec):
+  obs, next_obs [T,N,O]; actions [T,N,A]; state, next_state [T,S]; terminals, timeouts [T];
+  team_rewards [T]; episode_starts [T] (True at the first step of each episode);
+  individual_rewards [T,N] in *raw* files only.
+Attributes: kind (raw|team), spec (EnvSpec JSON), quality, seed, behaviour-return statistics,
+S_random / S_expert, versions, and `checksum`: SHA-256 over every array's name, dtype, shape and
+bytes. Readers verify the checksum and the spec and name the file when either is wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .envs.base import EnvSpec, require_same_spec
+from .errors import DatasetError
+from .io import atomic_path, versions
+
+RAW_ONLY = ("individual_rewards",)
+REQUIRED = ("obs", "next_obs", "actions", "state", "next_state", "terminals", "timeouts",
+            "team_rewards", "episode_starts")
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Dataset:
+    path: Path
+    arrays: dict[str, np.ndarray]
+    attrs: dict
+    spec: EnvSpec
+
+    @property
+    def kind(self) -> str:
+        return self.attrs["kind"]
+
+    def __len__(self) -> int:
+        return len(self.arrays["team_rewards"])
+
+
+def write(path: str | Path, arrays: dict[str, np.ndarray], spec: EnvSpec, kind: str, **attrs) -> None:
+    """Atomically write a dataset; `attrs` must be JSON-serialisable."""
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise ValueError(f"dataset arrays missing: {missing}")
+    if kind == "team" and any(k in arrays for k in RAW_ONLY):
+        raise ValueError("a team dataset must not contain individual rewards")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, a in arrays.items():
+                f.create_dataset(name, data=a)
+            f.attrs["kind"] = kind
+            f.attrs["spec"] = spec.to_json()
+            f.attrs["versions"] = json.dumps(versions())
+            f.attrs["n_transitions"] = len(arrays["team_rewards"])
+            for k, v in attrs.items():
+                f.attrs[k] = json.dumps(v)
+            f.attrs["checksum"] = checksum(arrays)
+
+
+def read(path: str | Path, *, kind: str | None = None, spec: EnvSpec | None = None) -> Dataset:
+    """Read and verify a dataset. `kind`/`spec`, when given, must match the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, "does not exist", "run the pipeline stage that makes it (snakemake datasets)")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {name: f[name][()] for name in f.keys()}
+            raw_attrs = dict(f.attrs)
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError(path, f"cannot be read as HDF5 (truncated or corrupted): {e}") from None
+    if "checksum" not in raw_attrs or "spec" not in raw_attrs:
+        raise DatasetError(path, "has no checksum/spec attributes: not a maccabench dataset or written incompletely")
+    if checksum(arrays) != raw_attrs["checksum"]:
+        raise DatasetError(path, "checksum mismatch: the arrays were altered or corrupted after writing")
+    attrs = {}
+    for k, v in raw_attrs.items():
+        if k in ("kind", "spec", "checksum"):
+            attrs[k] = str(v)
+        elif isinstance(v, (str, bytes)):
+            try:
+                attrs[k] = json.loads(v)
+            except json.JSONDecodeError:
+                attrs[k] = v
+        else:
+            attrs[k] = v.item() if hasattr(v, "item") else v
+    file_spec = EnvSpec.from_json(attrs["spec"])
+    if kind is not None and attrs["kind"] != kind:
+        raise DatasetError(path, f"is a {attrs['kind']!r} dataset where a {kind!r} one is needed",
+                           "pass the datasets/team/... file to offline learners (raw files are for evaluation only)")
+    if kind == "team" and any(k in arrays for k in RAW_ONLY):
+        raise DatasetError(path, "is marked team but holds individual rewards")
+    if spec is not None:
+        require_same_spec(spec, file_spec, f"dataset {path}")
+    return Dataset(path, arrays, attrs, file_spec)
+
+
+def mask(raw_path: str | Path, team_path: str | Path) -> Dataset:
+    """Write the team-reward version of a raw dataset: same transitions, team_rewards = sum of
+    individual rewards, no individual rewards anywhere in the file."""
+    raw = read(raw_path, kind="raw")
+    arrays = {k: v for k, v in raw.arrays.items() if k not in RAW_ONLY}
+    arrays["team_rewards"] = raw.arrays["individual_rewards"].sum(axis=1).astype(np.float32)
+    keep = {k: v for k, v in raw.attrs.items() if k not in ("kind", "spec", "checksum", "versions", "n_transitions")}
+    write(team_path, arrays, raw.spec, "team", source=str(Path(raw_path)), source_checksum=raw.attrs["checksum"], **keep)
+    return read(team_path, kind="team")
+
+
+def episode_returns(team_rewards: np.ndarray, episode_starts: np.ndarray) -> np.ndarray:
+    """Sum of team rewards per episode (episodes are stored contiguously)."""
+    starts = np.flatnonzero(episode_starts)
+    return np.add.reduceat(team_rewards.astype(np.float64), starts) if len(starts) else np.zeros(0)
+
+
+def return_stats(returns: np.ndarray) -> dict:
+    return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "min": float(np.min(returns)),
+            "max": float(np.max(returns)), "episodes": int(len(returns))}

@@ -1,0 +1,38 @@
+"""The registry of environment suites (adapter code). Tasks themselves are config entries."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from .base import EnvSpec, Game, Policy, TeamEnv, require_same_spec
+
+
+def _mpe():
+    from . import mpe
+    return SimpleNamespace(tasks=mpe.tasks, agent_names=mpe.agent_names,
+                           make_game=lambda task, args, n: mpe.MPEGame(task, args, n))
+
+
+# name -> module-like namespace with tasks(), agent_names(task, args), make_game(task, args, n).
+SUITES = {"mpe": _mpe()}
+
+
+def make_game(entry: dict, num_envs: int) -> Game:
+    """A game over all agents of a config entry (see config.env_entry)."""
+    return SUITES[entry["suite"]].make_game(entry["task"], entry.get("task_args", {}), num_envs)
+
+
+def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
+    game = game or make_game(entry, 1)
+    idx = [game.agents.index(a) for a in entry["team"]]
+    obs_dims = tuple(game.obs_dims[i] for i in idx)
+    return EnvSpec(env=entry["name"], suite=entry["suite"], task=entry["task"], agents=tuple(entry["team"]),
+                   obs_dims=obs_dims, action_dims=tuple(game.action_dims[i] for i in idx),
+                   state_dim=sum(obs_dims), discrete=bool(game.discrete), episode_limit=game.episode_limit)
+
+
+def make_team_env(entry: dict, num_envs: int, others_policy: Policy | None) -> TeamEnv:
+    game = make_game(entry, num_envs)
+    return TeamEnv(spec_of(entry, game), game, entry["team"], others_policy)
+
+
+__all__ = ["SUITES", "EnvSpec", "TeamEnv", "make_game", "make_team_env", "spec_of", "require_same_spec"]

@@ -1,0 +1,137 @@
+"""The interface every suite adapter implements, and the team's view of an environment.
+
+A suite exposes a *game*: K copies of a task stepped side by side, over **all** its agents, with
+actions in [-1, 1] (continuous) padded to the widest agent. `TeamEnv` turns a game into what the
+offline learners see: the team's observations, the joint state (concatenated team observations
+where the suite has none), per-agent individual rewards, and the other agents driven by a frozen
+policy. The `EnvSpec` of that view is written into every dataset and checked wherever a dataset
+meets an environment.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..errors import MaccabenchError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    env: str
+    suite: str
+    task: str
+    agents: tuple[str, ...]
+    obs_dims: tuple[int, ...]      # true per-agent sizes; arrays are padded to the max
+    action_dims: tuple[int, ...]
+    state_dim: int
+    discrete: bool
+    episode_limit: int
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agents)
+
+    @property
+    def obs_dim(self) -> int:
+        return max(self.obs_dims)
+
+    @property
+    def action_dim(self) -> int:
+        return max(self.action_dims)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EnvSpec":
+        d = json.loads(text)
+        for f in fields(cls):
+            if isinstance(d.get(f.name), list):
+                d[f.name] = tuple(d[f.name])
+        return cls(**d)
+
+    def differences(self, other: "EnvSpec") -> list[str]:
+        return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}"
+                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+    def action_mask(self) -> np.ndarray:
+        """[N, A] with 1 where an agent's padded action dimension is real."""
+        m = np.zeros((self.n_agents, self.action_dim), np.float32)
+        for i, d in enumerate(self.action_dims):
+            m[i, :d] = 1
+        return m
+
+
+class SpecMismatch(MaccabenchError):
+    pass
+
+
+def require_same_spec(expected: EnvSpec, found: EnvSpec, what: str) -> None:
+    diff = expected.differences(found)
+    if diff:
+        raise SpecMismatch(f"{what} does not match environment {expected.env!r} "
+                           f"({'; '.join(diff)}). Fix: use a dataset made for this env and config, "
+                           f"or regenerate it")
+
+
+class Game(Protocol):
+    """K copies of one task over all its agents. Suites implement this."""
+    agents: list[str]
+    obs_dims: list[int]
+    action_dims: list[int]
+    episode_limit: int
+    num_envs: int
+
+    def reset(self, seeds: list[int]) -> np.ndarray:          # -> obs [K, N_all, maxO]
+        ...
+
+    def reset_one(self, k: int, seed: int) -> np.ndarray:      # -> obs [N_all, maxO]
+        ...
+
+    def step(self, actions: np.ndarray):                       # actions [K, N_all, maxA] in [-1, 1]
+        """-> obs [K,N_all,maxO], rewards [K,N_all], terminated [K], truncated [K]."""
+        ...
+
+
+Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, M, maxO] -> actions [K, M, maxA]
+
+
+class TeamEnv:
+    """The team's view of a game; the other agents act through `others_policy` (deterministic)."""
+
+    def __init__(self, spec: EnvSpec, game: Game, team: list[str], others_policy: Policy | None):
+        self.spec, self.game = spec, game
+        self.team_idx = [game.agents.index(a) for a in team]
+        self.other_idx = [i for i in range(len(game.agents)) if i not in self.team_idx]
+        if self.other_idx and others_policy is None:
+            raise ValueError(f"{spec.env}: agents {[game.agents[i] for i in self.other_idx]} need a policy")
+        self.others_policy = others_policy
+        self.num_envs = game.num_envs
+        self._obs_all = None
+
+    def _team_view(self, obs_all: np.ndarray):
+        obs = obs_all[..., self.team_idx, : self.spec.obs_dim]
+        state = np.concatenate([obs[..., i, :d] for i, d in enumerate(self.spec.obs_dims)], axis=-1)
+        return obs, state
+
+    def reset(self, seeds: list[int]):
+        self._obs_all = self.game.reset(seeds)
+        return self._team_view(self._obs_all)
+
+    def reset_one(self, k: int, seed: int):
+        self._obs_all[k] = self.game.reset_one(k, seed)
+        return self._team_view(self._obs_all[k])
+
+    def step(self, team_actions: np.ndarray):
+        """team_actions [K, N, A] -> obs, state, individual rewards [K, N], terminated, truncated."""
+        K = team_actions.shape[0]
+        full = np.zeros((K, len(self.game.agents), max(self.game.action_dims)), np.float32)
+        full[:, self.team_idx, : team_actions.shape[-1]] = team_actions
+        if self.other_idx:
+            full[:, self.other_idx] = self.others_policy(self._obs_all[:, self.other_idx])
+        self._obs_all, rewards, terminated, truncated = self.game.step(full)
+        obs, state = self._team_view(self._obs_all)
+        return obs, state, rewards[:, self.team_idx], terminated, truncated

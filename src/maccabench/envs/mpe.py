@@ -1,0 +1,68 @@
+"""Multi-agent Particle Environments from the `mpe2` package (continuous actions).
+
+Policies act in [-1, 1]; mpe2's continuous action space is [0, 1]^d, so actions are mapped with
+(a + 1) / 2. Every MPE episode lasts exactly `max_cycles` steps (truncation, never termination).
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+import mpe2.all_modules
+
+
+def tasks() -> list[str]:
+    return sorted(name.split("/", 1)[1] for name in mpe2.all_modules.mpe_environments)
+
+
+def _make(task: str, task_args: dict):
+    module = importlib.import_module(f"mpe2.{task}")
+    return module.parallel_env(continuous_actions=True, **task_args)
+
+
+def agent_names(task: str, task_args: dict) -> list[str]:
+    return list(_make(task, task_args).possible_agents)
+
+
+class MPEGame:
+    discrete = False
+
+    def __init__(self, task: str, task_args: dict, num_envs: int):
+        self.envs = [_make(task, task_args) for _ in range(num_envs)]
+        e = self.envs[0]
+        self.agents = list(e.possible_agents)
+        self.obs_dims = [int(e.observation_space(a).shape[0]) for a in self.agents]
+        self.action_dims = [int(e.action_space(a).shape[0]) for a in self.agents]
+        self.episode_limit = int(task_args.get("max_cycles", 25))
+        self.num_envs = num_envs
+        self._max_obs = max(self.obs_dims)
+
+    def _pack(self, obs: dict) -> np.ndarray:
+        out = np.zeros((len(self.agents), self._max_obs), np.float32)
+        for i, a in enumerate(self.agents):
+            out[i, : self.obs_dims[i]] = obs[a]
+        return out
+
+    def reset_one(self, k: int, seed: int) -> np.ndarray:
+        obs, _ = self.envs[k].reset(seed=int(seed))
+        return self._pack(obs)
+
+    def reset(self, seeds) -> np.ndarray:
+        return np.stack([self.reset_one(k, s) for k, s in enumerate(seeds)])
+
+    def step(self, actions: np.ndarray):
+        K, N = len(self.envs), len(self.agents)
+        obs = np.zeros((K, N, self._max_obs), np.float32)
+        rew = np.zeros((K, N), np.float32)
+        term = np.zeros(K, bool)
+        trunc = np.zeros(K, bool)
+        env_actions = np.clip((actions + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
+        for k, env in enumerate(self.envs):
+            act = {a: env_actions[k, i, : self.action_dims[i]] for i, a in enumerate(self.agents)}
+            o, r, te, tr, _ = env.step(act)
+            obs[k] = self._pack(o)
+            rew[k] = [r[a] for a in self.agents]
+            term[k] = any(te[a] for a in self.agents)
+            trunc[k] = any(tr[a] for a in self.agents) and not term[k]
+        return obs, rew, term, trunc

@@ -1,0 +1,40 @@
+"""Figures of a results folder, printed as Markdown tables (behaviour training and datasets)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+
+def datasets_summary(results: str | Path) -> str:
+    results = Path(results)
+    rows = []
+    for s in sorted(results.glob("behavior/*/seed*/summary.json")):
+        d = json.loads(s.read_text())
+        rows.append({"env": d["env"], "seed": d["seed"], "behaviour wall s": d["wall_s"],
+                     "env steps": d["env_steps"], "env steps/s (behaviour)": d["env_steps_per_s"],
+                     "updates/s": d["updates_per_s"], "return random": round(d["checkpoint_return"]["random"], 2),
+                     "return medium": round(d["checkpoint_return"]["medium"], 2),
+                     "return expert": round(d["checkpoint_return"]["expert"], 2),
+                     "medium at step": d["checkpoint_env_steps"]["medium"],
+                     "S_random": round(d["S_random"], 2), "S_expert": round(d["S_expert"], 2)})
+    behaviour = pd.DataFrame(rows)
+    rows = []
+    for s in sorted(results.glob("datasets/raw/*/*/seed*.stats.json")):
+        d = json.loads(s.read_text())
+        h5 = s.with_name(s.name.replace(".stats.json", ".h5"))
+        team = results / "datasets/team" / d["env"] / d["quality"] / h5.name
+        r = d["behavior_return"]
+        rows.append({"env": d["env"], "quality": d["quality"], "seed": d["seed"], "transitions": d["transitions"],
+                     "episodes": r["episodes"], "return mean": round(r["mean"], 2), "return std": round(r["std"], 2),
+                     "collect wall s": d["wall_s"],
+                     "env steps/s (collect)": round(d["env_steps_per_s"], 1) if d["env_steps_per_s"] else "-",
+                     "raw MB": round(h5.stat().st_size / 2**20, 1) if h5.exists() else "-",
+                     "team MB": round(team.stat().st_size / 2**20, 1) if team.exists() else "-"})
+    datasets = pd.DataFrame(rows)
+    out = [f"# {results}", "", "## Behaviour learning (MATD3)", ""]
+    out.append(behaviour.to_markdown(index=False) if len(behaviour) else "(none yet)")
+    out += ["", "## Datasets (returns: team return per episode, with collection noise)", ""]
+    out.append(datasets.to_markdown(index=False) if len(datasets) else "(none yet)")
+    return "\n".join(out)

@@ -1,0 +1,29 @@
+# Shared helpers: config validation (before any job starts), the results root, the tier's
+# selections, and the job slices every rule passes to the CLI (maccabench.config builds them,
+# so the CLI run by hand gets exactly the same job).
+import json
+
+from snakemake.utils import validate
+
+from maccabench import config as mbconfig
+from maccabench.errors import ConfigError
+
+try:
+    mbconfig.check(config)  # friendly messages: field name and fix
+except ConfigError as e:
+    raise ValueError(f"\n\nInvalid configuration: {e}\n") from None
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = mbconfig.results_dir(config)
+TIER = mbconfig.tier(config)
+QUALITIES = list(mbconfig.QUALITIES)
+
+
+wildcard_constraints:
+    env="|".join(config["environments"]),
+    quality="|".join(QUALITIES),
+    seed=r"\d+",
+
+
+def job_json(job: dict) -> str:
+    return json.dumps(job, sort_keys=True)

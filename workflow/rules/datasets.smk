@@ -1,0 +1,52 @@
+# Dataset collection (raw: individual rewards) and masking (team: team reward only).
+
+
+def behavior_dir(w):
+    return f"{RESULTS}/behavior/{w.env}/seed{w.seed}"
+
+
+rule collect:
+    input:
+        summary=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json",
+        policies=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/policies.pt",
+        replay=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/replay_medium.npz",
+    output:
+        raw=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.h5",
+        stats=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.stats.json",
+    params:
+        job=lambda w: job_json(mbconfig.collect_job(config, w.env, w.quality, int(w.seed))),
+        behavior=behavior_dir,
+    log:
+        f"{RESULTS}/logs/collect/{{env}}/{{quality}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect/{{env}}/{{quality}}/seed{{seed}}.tsv"
+    resources:
+        runtime=lambda w: {"smoke": 10, "quick": 30, "paper": 240}[config["tier"]],
+        mem_mb=lambda w: {"smoke": 2000, "quick": 4000, "paper": 24000}[config["tier"]],
+    shell:
+        "python -m maccabench collect --env {wildcards.env} --quality {wildcards.quality} "
+        "--seed {wildcards.seed} --job {params.job:q} --behavior {params.behavior} "
+        "--out {output.raw} > {log} 2>&1"
+
+
+rule mask:
+    input:
+        raw=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.h5",
+    output:
+        team=f"{RESULTS}/datasets/team/{{env}}/{{quality}}/seed{{seed}}.h5",
+    log:
+        f"{RESULTS}/logs/mask/{{env}}/{{quality}}/seed{{seed}}.log",
+    resources:
+        mem_mb=lambda w: {"smoke": 1000, "quick": 4000, "paper": 24000}[config["tier"]],
+    shell:
+        "python -m maccabench mask --raw {input.raw} --out {output.team} > {log} 2>&1"
+
+
+rule datasets:
+    input:
+        expand(
+            f"{RESULTS}/datasets/team/{{env}}/{{quality}}/seed{{seed}}.h5",
+            env=TIER["envs"],
+            quality=TIER["qualities"],
+            seed=TIER["dataset_seeds"],
+        ),
