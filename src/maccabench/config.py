@@ -36,7 +36,8 @@ def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
     sub = err.schema if isinstance(err.schema, dict) else {}
     if err.validator == "required":
         missing = err.message.split("'")[1]
-        return ConfigError(f"{field}.{missing}".lstrip("<top level>."), "is missing",
+        where = missing if field == "<top level>" else f"{field}.{missing}"
+        return ConfigError(where, "is missing",
                            f"add `{missing}` (see workflow/schemas/config.schema.yaml)")
     if err.validator == "additionalProperties":
         allowed = sorted(sub.get("properties", {}))

@@ -9,6 +9,8 @@ rule behavior:
         curve=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/curve.csv",
     params:
         job=lambda w: job_json(mbconfig.behavior_job(config, w.env, int(w.seed))),
+    conda:
+        "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/behavior/{{env}}/seed{{seed}}.log",
     benchmark:

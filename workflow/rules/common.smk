@@ -2,8 +2,16 @@
 # selections, and the job slices every rule passes to the CLI (maccabench.config builds them,
 # so the CLI run by hand gets exactly the same job).
 import json
+import os
+import sys
 
 from snakemake.utils import validate
+
+# Rules call `python -m maccabench`; point them (and this file) at the package in src/ so the
+# workflow also runs from a checkout without `pip install -e .` (e.g. in a conda env from envs/).
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from maccabench import config as mbconfig
 from maccabench.errors import ConfigError

@@ -16,6 +16,8 @@ rule collect:
     params:
         job=lambda w: job_json(mbconfig.collect_job(config, w.env, w.quality, int(w.seed))),
         behavior=behavior_dir,
+    conda:
+        "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/collect/{{env}}/{{quality}}/seed{{seed}}.log",
     benchmark:
@@ -34,6 +36,8 @@ rule mask:
         raw=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.h5",
     output:
         team=f"{RESULTS}/datasets/team/{{env}}/{{quality}}/seed{{seed}}.h5",
+    conda:
+        "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/mask/{{env}}/{{quality}}/seed{{seed}}.log",
     resources:

@@ -131,7 +131,8 @@ class TeamEnv:
         full = np.zeros((K, len(self.game.agents), max(self.game.action_dims)), np.float32)
         full[:, self.team_idx, : team_actions.shape[-1]] = team_actions
         if self.other_idx:
-            full[:, self.other_idx] = self.others_policy(self._obs_all[:, self.other_idx])
+            others = self.others_policy(self._obs_all[:, self.other_idx])
+            full[:, self.other_idx, : others.shape[-1]] = others
         self._obs_all, rewards, terminated, truncated = self.game.step(full)
         obs, state = self._team_view(self._obs_all)
         return obs, state, rewards[:, self.team_idx], terminated, truncated

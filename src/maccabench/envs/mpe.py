@@ -59,6 +59,9 @@ class MPEGame:
         trunc = np.zeros(K, bool)
         env_actions = np.clip((actions + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
         for k, env in enumerate(self.envs):
+            if not env.agents:  # episode already over (the caller stopped collecting from it)
+                term[k] = True
+                continue
             act = {a: env_actions[k, i, : self.action_dims[i]] for i, a in enumerate(self.agents)}
             o, r, te, tr, _ = env.step(act)
             obs[k] = self._pack(o)

@@ -1,0 +1,113 @@
+"""Dataset files: round trip, checksum and truncation detection, spec checks, masking."""
+import h5py
+import numpy as np
+import pytest
+
+from maccabench import config as C
+from maccabench import data
+from maccabench.envs import spec_of
+from maccabench.envs.base import SpecMismatch
+from maccabench.errors import DatasetError
+from maccabench.io import atomic_path
+
+
+def make_arrays(spec, T=50, seed=0):
+    rng = np.random.default_rng(seed)
+    N, O, A, S = spec.n_agents, spec.obs_dim, spec.action_dim, spec.state_dim
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)
+    ind = f(T, N)
+    starts = np.zeros(T, bool)
+    starts[::25] = True
+    return {"obs": f(T, N, O), "next_obs": f(T, N, O), "actions": f(T, N, A), "state": f(T, S),
+            "next_state": f(T, S), "terminals": np.zeros(T, bool), "timeouts": np.roll(starts, -1),
+            "individual_rewards": ind, "team_rewards": ind.sum(1), "episode_starts": starts}
+
+
+@pytest.fixture
+def spec(cfg):
+    return spec_of(C.env_entry(cfg, "world"))
+
+
+@pytest.fixture
+def raw_file(tmp_path, spec):
+    path = tmp_path / "raw.h5"
+    data.write(path, make_arrays(spec), spec, "raw", quality="medium", seed=0, S_random=-10.0, S_expert=5.0,
+               behavior_return={"mean": 1.0})
+    return path
+
+
+def test_round_trip(raw_file, spec):
+    ds = data.read(raw_file, kind="raw", spec=spec)
+    expected = make_arrays(spec)
+    assert set(ds.arrays) == set(expected)
+    for k, v in expected.items():
+        np.testing.assert_array_equal(ds.arrays[k], v)
+        assert ds.arrays[k].dtype == v.dtype
+    assert ds.spec == spec and ds.attrs["S_random"] == -10.0 and ds.attrs["quality"] == "medium"
+    assert ds.attrs["behavior_return"] == {"mean": 1.0} and "torch" in ds.attrs["versions"]
+    assert len(ds) == 50
+
+
+def test_altered_array_fails_checksum(raw_file):
+    with h5py.File(raw_file, "r+") as f:
+        f["team_rewards"][3] += 1.0
+    with pytest.raises(DatasetError, match="checksum mismatch") as e:
+        data.read(raw_file)
+    assert str(raw_file) in str(e.value)
+
+
+def test_truncated_file_is_named(raw_file):
+    size = raw_file.stat().st_size
+    with open(raw_file, "r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(DatasetError, match="truncated or corrupted") as e:
+        data.read(raw_file)
+    assert str(raw_file) in str(e.value)
+
+
+def test_dataset_of_another_env_is_rejected(raw_file, cfg):
+    with pytest.raises(SpecMismatch, match="does not match environment 'cn'") as e:
+        data.read(raw_file, spec=spec_of(C.env_entry(cfg, "cn")))
+    assert "obs_dims" in str(e.value) and str(raw_file) in str(e.value)
+
+
+def test_mask_sums_and_drops_individual_rewards(raw_file, tmp_path):
+    team = data.mask(raw_file, tmp_path / "team.h5")
+    raw = data.read(raw_file)
+    assert "individual_rewards" not in team.arrays
+    np.testing.assert_allclose(team.arrays["team_rewards"], raw.arrays["individual_rewards"].sum(1), rtol=1e-6)
+    for k in raw.arrays:
+        if k not in ("individual_rewards", "team_rewards"):
+            np.testing.assert_array_equal(team.arrays[k], raw.arrays[k])
+    # no trace of individual rewards anywhere in the file: datasets or attributes
+    with h5py.File(tmp_path / "team.h5") as f:
+        names = []
+        f.visit(names.append)
+        assert not [n for n in names if "individual" in n]
+        assert not [k for k in f.attrs if "individual" in k]
+    assert team.kind == "team"
+
+
+def test_raw_file_is_refused_where_team_is_needed(raw_file):
+    with pytest.raises(DatasetError, match="'raw' dataset where a 'team' one is needed"):
+        data.read(raw_file, kind="team")
+
+
+def test_interrupted_write_leaves_nothing_that_looks_finished(tmp_path, spec):
+    target = tmp_path / "d.h5"
+    arrays = make_arrays(spec)
+
+    class Killed(Exception):
+        pass
+    with pytest.raises(Killed):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half a file")
+            raise Killed
+    assert not target.exists() and not list(tmp_path.iterdir())
+    data.write(target, arrays, spec, "raw")
+    assert data.read(target).kind == "raw"
+
+
+def test_team_write_refuses_individual_rewards(tmp_path, spec):
+    with pytest.raises(ValueError, match="must not contain individual rewards"):
+        data.write(tmp_path / "t.h5", make_arrays(spec), spec, "team")

@@ -1,0 +1,78 @@
+"""The dataset part of the DAG, end to end through Snakemake at the smoke tier (2 cores)."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from maccabench import config as C
+from maccabench import data
+from maccabench.envs import spec_of
+
+from conftest import ROOT
+
+
+def snakemake(*args, results):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "2", "--config", "tier=smoke",
+                           f"results={results}/{{tier}}"], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    r = snakemake("datasets", results=results)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return results / "smoke"
+
+
+@pytest.mark.slow
+def test_smoke_datasets_through_snakemake(smoke, cfg):
+    cfg["tier"] = "smoke"
+    tier = C.tier(cfg)
+    for env in tier["envs"]:
+        spec = spec_of(C.env_entry(cfg, env))
+        summary = json.loads((smoke / f"behavior/{env}/seed0/summary.json").read_text())
+        assert (smoke / f"behavior/{env}/seed0/curve.csv").read_text().startswith("env_steps,")
+        for q in tier["qualities"]:
+            raw = data.read(smoke / f"datasets/raw/{env}/{q}/seed0.h5", kind="raw", spec=spec)
+            team = data.read(smoke / f"datasets/team/{env}/{q}/seed0.h5", kind="team", spec=spec)
+            assert "individual_rewards" not in team.arrays
+            np.testing.assert_allclose(team.arrays["team_rewards"], raw.arrays["individual_rewards"].sum(1), rtol=1e-5)
+            assert team.attrs["S_random"] == summary["S_random"] and team.attrs["S_expert"] == summary["S_expert"]
+            if q != "medium-replay":
+                assert len(team) >= tier["dataset_transitions"]
+            assert team.arrays["episode_starts"][0] and team.arrays["timeouts"].sum() == team.arrays["episode_starts"].sum()
+    assert not list(smoke.rglob("*.partial"))
+
+
+@pytest.mark.slow
+def test_rerun_has_nothing_to_do(smoke):
+    r = snakemake("-n", "datasets", results=smoke.parent)
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_corrupted_dataset_is_named_by_the_next_stage(smoke, tmp_path):
+    import h5py, shutil
+    bad = tmp_path / "raw.h5"
+    shutil.copy(smoke / "datasets/raw/cn/expert/seed0.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        f["actions"][0, 0, 0] += 0.5
+    r = subprocess.run([sys.executable, "-m", "maccabench", "mask", "--raw", str(bad), "--out", str(tmp_path / "t.h5")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and str(bad) in r.stderr and "checksum mismatch" in r.stderr
+    assert not (tmp_path / "t.h5").exists()
+
+
+def test_killed_behaviour_job_leaves_no_finished_output(tmp_path):
+    out = tmp_path / "behavior"
+    p = subprocess.Popen([sys.executable, "-m", "maccabench", "behavior", "--tier", "quick", "--env", "cn",
+                          "--out", str(out), "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    finished = [f.name for f in out.glob("*") if not f.name.endswith(".partial")] if out.exists() else []
+    assert finished == []
