@@ -1,0 +1,234 @@
+"""The `tables:` section of the config, resolved for one tier: which run folders each table reads.
+
+A table is declared once in config/config.yaml; its rows and columns come from the config's
+registries (environments, the tier's envs/qualities/train seeds, algorithm names), never from
+code. Kinds:
+
+- `scores`:   rows = the tier's envs whose `metric` is the table's x the listed qualities,
+              columns = algorithms (Table 1 for normalized_score, Table 2 for win_rate: a new
+              suite's envs slot in by declaring their metric).
+- `sweep`:    one env and quality, rows = variants (label -> algorithm), columns = points in
+              training time (fractions of the run), cells = score and a mask density (Tables 6, 8).
+- `variants`: one env and quality, rows = variants, columns = final measures (Tables 7, 9-11).
+- `recovery`: rows as `scores`, columns = MACCA algorithms, cells = correlation of the learned
+              per-agent reward with the hidden individual reward (reward_recovery.json).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import config as C
+from ..errors import ConfigError
+
+KINDS = ("scores", "sweep", "variants", "recovery")
+OPTIONS = ("allow_partial", "bootstrap", "labels", "figures")
+MEASURES = ("score", "rho_sr", "rho_ar", "causal_loss")
+DEFAULT_BOOTSTRAP = {"reps": 2000, "confidence": 0.95, "seed": 0}
+
+
+@dataclass(frozen=True)
+class RunKey:
+    env: str
+    quality: str
+    algo: str
+    seed: int
+
+    def folder(self, results: str | Path) -> Path:
+        return Path(results) / "runs" / self.env / self.quality / self.algo / f"seed{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.env}/{self.quality}/{self.algo}/seed{self.seed}"
+
+
+@dataclass
+class Table:
+    name: str
+    kind: str
+    title: str
+    group: str
+    tier: str
+    results: Path
+    seeds: list[int]
+    metric: str | None                           # what "score" means in this table
+    rows: list[tuple[str, str]]                  # (env, quality) or (label, algo)
+    algos: list[str]                             # columns of scores/recovery tables
+    env: str | None = None                       # sweep/variants: the one env and quality
+    quality: str | None = None
+    parameter: str | None = None                 # header of the variants' label column
+    at: list[float] = field(default_factory=list)
+    density: str | None = None
+    measures: list[str] = field(default_factory=lambda: ["score"])
+    improvement: list[tuple[str, str]] = field(default_factory=list)   # (better?, than): P(X > Y)
+    paper: str | None = None
+    description: str = ""
+    allow_partial: bool = False
+    bootstrap: dict = field(default_factory=lambda: dict(DEFAULT_BOOTSTRAP))
+    labels: dict = field(default_factory=dict)
+    inactive_reason: str = ""                    # why the tier gives this table no rows
+
+    def to_job(self) -> dict:
+        """JSON-able form: what a Snakemake rule passes to the CLI (`--job`)."""
+        d = asdict(self)
+        d["results"] = str(self.results)
+        return d
+
+    @classmethod
+    def from_job(cls, d: dict) -> "Table":
+        d = dict(d)
+        d["results"] = Path(d["results"])
+        d["rows"] = [tuple(r) for r in d["rows"]]
+        d["improvement"] = [tuple(p) for p in d["improvement"]]
+        return cls(**d)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rows)
+
+    def label(self, key: str) -> str:
+        return str(self.labels.get(key, key))
+
+    def run_algos(self) -> list[str]:
+        if self.kind in ("sweep", "variants"):
+            return list(dict.fromkeys(algo for _, algo in self.rows))
+        return list(self.algos)
+
+    def cells(self) -> list[tuple[str, str]]:
+        """(env, quality) pairs this table reads."""
+        if self.kind in ("sweep", "variants"):
+            return [(self.env, self.quality)] if self.rows else []
+        return list(self.rows)
+
+    def runs(self) -> list[RunKey]:
+        return [RunKey(env, q, algo, s) for env, q in self.cells() for algo in self.run_algos() for s in self.seeds]
+
+    def final_files(self, runs: list[RunKey] | None = None) -> list[str]:
+        return [str(k.folder(self.results) / "final.json") for k in (self.runs() if runs is None else runs)]
+
+    def recovery_files(self, runs: list[RunKey] | None = None) -> list[str]:
+        if self.kind != "recovery":
+            return []
+        return [str(k.folder(self.results) / "reward_recovery.json") for k in (self.runs() if runs is None else runs)]
+
+    def input_files(self) -> list[str]:
+        """What the aggregate rule needs. With allow_partial only the runs finished now (the table
+        then never schedules training); otherwise every run, so Snakemake builds the missing ones."""
+        keys = self.runs()
+        if self.allow_partial:
+            keys = [k for k in keys if (k.folder(self.results) / "final.json").exists()]
+            if self.kind == "recovery":
+                keys = [k for k in keys if (k.folder(self.results) / "reward_recovery.json").exists()]
+        return self.final_files(keys) + self.recovery_files(keys)
+
+    def caption(self) -> str:
+        seeds = ", ".join(map(str, self.seeds))
+        text = f"{self.title}. {self.description}".strip()
+        partial = " Partial tables are allowed (missing runs are marked)." if self.allow_partial else ""
+        return (f"{text} Tier `{self.tier}`: training seeds {seeds} ({len(self.seeds)} per cell); "
+                f"numbers read from {self.results}/runs/.{partial}")
+
+
+def section(cfg: dict) -> dict:
+    if "tables" not in cfg:
+        raise ConfigError("tables", "is missing", "add the `tables:` section (see config/config.yaml in the repository)")
+    return cfg["tables"]
+
+
+def table_names(cfg: dict) -> list[str]:
+    return [k for k in section(cfg) if k not in OPTIONS]
+
+
+def train_seeds(cfg: dict) -> list[int]:
+    t = C.tier(cfg)
+    if "train_seeds" not in t:
+        raise ConfigError(f"tiers.{cfg['tier']}.train_seeds", "is missing",
+                          "list the training seeds of this tier (the training stage reads them too)")
+    return [int(s) for s in t["train_seeds"]]
+
+
+def _check_algos(cfg: dict, where: str, algos: list[str]) -> None:
+    known = cfg.get("algorithms")
+    if known is None:
+        raise ConfigError("algorithms", "is missing, so no run can exist for the tables",
+                          "add the training stage's `algorithms:` registry")
+    bad = [a for a in algos if a not in known]
+    if bad:
+        raise ConfigError(where, f"names algorithms not in `algorithms:`: {', '.join(bad)}",
+                          f"use one of {', '.join(known)} or add an entry under `algorithms:`")
+
+
+def resolve(cfg: dict, name: str) -> Table:
+    """The table `name` for the config's tier; ConfigError naming the field when it is wrong."""
+    sec = section(cfg)
+    if name not in sec or name in OPTIONS:
+        raise ConfigError("table", f"unknown table {name!r}", f"use one of {', '.join(table_names(cfg))}")
+    spec = sec[name]
+    where = f"tables.{name}"
+    kind = spec["kind"]
+    t = C.tier(cfg)
+    envs = cfg["environments"]
+    common = dict(
+        name=name, kind=kind, title=spec.get("title", name), group=spec.get("group", "main"),
+        tier=cfg["tier"], results=Path(C.results_dir(cfg)), seeds=train_seeds(cfg),
+        paper=spec.get("paper"), description=spec.get("description", ""),
+        allow_partial=bool(sec.get("allow_partial", False)),
+        bootstrap={**DEFAULT_BOOTSTRAP, **sec.get("bootstrap", {})}, labels=dict(sec.get("labels", {})),
+    )
+    if kind in ("scores", "recovery"):
+        algos = list(spec["algos"])
+        _check_algos(cfg, f"{where}.algos", algos)
+        improvement = [(x, y) for x, y in spec.get("improvement", {}).items()]
+        for i, (x, y) in enumerate(improvement):
+            for a in (x, y):
+                if a not in algos:
+                    raise ConfigError(f"{where}.improvement", f"compares {a!r}, which is not a column of the table",
+                                      f"use columns of `{where}.algos`: {', '.join(algos)}")
+        metric = spec.get("metric")
+        row_envs = [e for e in t["envs"] if metric is None or envs[e]["metric"] == metric]
+        qualities = [q for q in spec.get("qualities", list(C.QUALITIES)) if q in t["qualities"]]
+        rows = [(e, q) for e in row_envs for q in qualities]
+        reason = "" if rows else (f"tier {cfg['tier']} has no environment with metric {metric!r} "
+                                  f"(add one under `environments:` and to tiers.{cfg['tier']}.envs)")
+        return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason)
+
+    # sweep / variants: one env and quality, rows are variants
+    env, quality = spec["env"], spec["quality"]
+    if env not in envs:
+        raise ConfigError(f"{where}.env", f"unknown env {env!r}", f"use one of {', '.join(envs)}")
+    variants = [(str(label), algo) for label, algo in spec["rows"].items()]
+    _check_algos(cfg, f"{where}.rows", [a for _, a in variants])
+    labels = [label for label, _ in variants]
+    improvement = [tuple(p) for p in spec.get("improvement", [])]
+    for x, y in improvement:
+        for lab in (x, y):
+            if lab not in labels:
+                raise ConfigError(f"{where}.improvement", f"compares {lab!r}, which is not a row label",
+                                  f"use row labels of `{where}.rows`: {', '.join(labels)}")
+    in_tier = env in t["envs"] and quality in t["qualities"]
+    reason = "" if in_tier else f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
+    measures = list(spec.get("measures", ["score"]))
+    return Table(**common, metric=envs[env]["metric"], rows=variants if in_tier else [], algos=[],
+                 env=env, quality=quality, parameter=spec.get("parameter", "variant"),
+                 at=[float(a) for a in spec.get("at", [])], density=spec.get("density"),
+                 measures=measures, improvement=improvement, inactive_reason=reason)
+
+
+def tables(cfg: dict, group: str | None = None, active_only: bool = True) -> list[Table]:
+    """Every table of the config (or of one group), resolved; by default only those the tier fills."""
+    out = [resolve(cfg, n) for n in table_names(cfg)]
+    return [tb for tb in out if (group is None or tb.group == group) and (tb.active or not active_only)]
+
+
+def figures(cfg: dict) -> dict:
+    return section(cfg).get("figures", {})
+
+
+def masks_job(cfg: dict) -> dict:
+    """The Figure-4 job: tables.figures.masks with the tier's seeds and results folder."""
+    m = figures(cfg).get("masks")
+    if not m:
+        raise ConfigError("tables.figures.masks", "is missing", "name the env, quality and (MACCA) algo of Figure 4")
+    _check_algos(cfg, "tables.figures.masks.algo", [m["algo"]])
+    return {"results": C.results_dir(cfg), "tier": cfg["tier"], "env": m["env"], "quality": m["quality"],
+            "algo": m["algo"], "seeds": train_seeds(cfg), "snapshots": int(m.get("snapshots", 3)),
+            "labels": dict(section(cfg).get("labels", {}))}
