@@ -27,13 +27,25 @@ def fixture_config(base: dict, root: Path, *, tier: str = "smoke", seeds=(0, 1, 
     if qualities is not None:
         t["qualities"] = list(qualities)
     algos = cfg.setdefault("algorithms", {})
-    for name, spec in cfg["tables"].items():
+    names = [cfg["tables"]["figures"]["masks"]["algo"]]
+    for spec in cfg["tables"].values():
         if isinstance(spec, dict) and "kind" in spec:
-            names = spec.get("algos", []) + list(spec.get("rows", {}).values())
-            for a in names:
-                algos.setdefault(a, {})
-    algos.setdefault(cfg["tables"]["figures"]["masks"]["algo"], {})
+            names += spec.get("algos", []) + list(spec.get("rows", {}).values())
+    for a in names:
+        algos.setdefault(a, intended_entry(a))
     return cfg
+
+
+def intended_entry(name: str) -> dict:
+    """A registry entry for an algorithm the real config may not have yet (the aggregator only
+    needs the name; the entry follows the training stage's format so the config validates)."""
+    backbone = {"cql": "icql", "icq": "maicq"}.get(name.split("-")[1], "omar") if name.startswith("macca-") else "omar"
+    if name.endswith("-gt"):
+        return {"backbone": backbone, "rewards": "causal_gt" if name.startswith("macca") else "ground_truth"}
+    entry = {"backbone": backbone, "rewards": "causal" if name.startswith("macca") else "team"}
+    if backbone == "maicq" and entry["rewards"] != "team":
+        entry["options"] = {"mixer": False}   # per-agent rewards: no mixer (see algos/maicq.py)
+    return entry
 
 
 def results_dir(cfg: dict) -> Path:
@@ -43,7 +55,7 @@ def results_dir(cfg: dict) -> Path:
 def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_score: float, *,
               start_score: float = 0.0, causal: bool | None = None, rho_sr=(0.9, 0.3), rho_ar=(0.8, 0.5),
               causal_loss=(1.0, 0.1), table_score: str = "final", recovery: float | None = None,
-              masks: bool | None = None, tier: str | None = None, **final_overrides) -> Path:
+              masks: bool | None = None, tier: str | None = None, final_overrides: dict | None = None) -> Path:
     """One finished run whose score goes linearly from start_score to final_score over the
     evaluations (metric from the env's config entry); MACCA runs also log causal diagnostics
     (each going linearly between the given (start, end) values) and write masks.npz."""
@@ -81,7 +93,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
              "final": point(len(updates) - 1), "best": point(best_i), "table_score": table_score,
              "S_random": s_random, "S_expert": s_expert, "updates": UPDATES, "wall_s": 3.0,
              "versions": {"python": "3.11"}}
-    final.update(final_overrides)
+    final.update(final_overrides or {})
     if masks if masks is not None else causal:
         n, obs, act = 3, 4, 2
         rng = np.random.default_rng(seed)
@@ -92,6 +104,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
         (folder / "reward_recovery.json").write_text(json.dumps(
             {"pearson": {"per_agent": [recovery - 0.1, recovery, recovery + 0.1], "mean": recovery},
              "spearman": {"per_agent": [recovery] * 3, "mean": recovery - 0.05}, "n_samples": 500}))
+    (folder / "config.yaml").write_text(json.dumps({"env": env, "quality": quality, "algo": algo, "seed": seed}))
     (folder / "final.json").write_text(json.dumps(final))   # last, as the training stage does
     return folder
 

@@ -422,7 +422,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #111; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; white-space: nowrap; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+th { background: #f2f2f2; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
 .partial { color: #a00; font-weight: bold; } .paper { color: #555; } p.note { max-width: 60em; font-size: 0.85em; }
 """
 

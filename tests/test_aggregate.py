@@ -1,0 +1,382 @@
+"""Aggregation: statistics against hand-computed values, tables and figures built from run folders
+the tests write themselves (tests/aggregate_fixtures.py, the training stage's contract format),
+bad inputs named, and the smoke tier producing every table and figure through Snakemake."""
+import copy
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import aggregate_fixtures as F
+from conftest import ROOT
+from maccabench import config as C
+from maccabench.aggregate import figures, spec, stats, tables
+from maccabench.aggregate.runs import RunError, RunsMissing
+from maccabench.errors import ConfigError
+
+
+# ---- statistics ------------------------------------------------------------------------------------
+
+def test_iqm_hand_computed():
+    assert stats.iqm([4, 1, 3, 2]) == pytest.approx(2.5)                  # middle two of four: (2 + 3) / 2
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)               # 3, 4, 5, 6
+    # n = 5: 1.25 cut from each end -> (0.75*2 + 3 + 0.75*4) / 2.5
+    assert stats.iqm([100, 1, 2, 3, 4]) == pytest.approx((0.75 * 2 + 3 + 0.75 * 4) / 2.5)
+    # n = 3: 0.75 cut from each end -> (0.25*1 + 2 + 0.25*30) / 1.5 (scipy's trim_mean would give the plain mean)
+    assert stats.iqm([30, 1, 2]) == pytest.approx((0.25 * 1 + 2 + 0.25 * 30) / 1.5)
+    assert stats.iqm([7.0]) == 7.0
+    assert stats.iqm([[1, 2], [3, 4]]) == pytest.approx(2.5)             # tasks are pooled
+
+
+def test_probability_of_improvement_hand_computed():
+    # pairs (x, y): 3>1, 3<4, 3<6, 4>1, 4=4 (half), 4<6, 5>1, 5>4, 5<6 -> 4.5 / 9
+    assert stats.probability_of_improvement_task([3, 4, 5], [1, 4, 6]) == pytest.approx(0.5)
+    assert stats.probability_of_improvement_task([2, 3], [1, 1]) == 1.0
+    assert stats.probability_of_improvement_task([1, 1], [1]) == 0.5
+    # averaged over tasks, not pooled: task 1 gives 1, task 2 gives 0.25
+    assert stats.probability_of_improvement([[1], [0, 0]], [[0], [1, -1]]) == pytest.approx((1 + 0.5) / 2)
+    p, lo, hi = stats.probability_of_improvement_ci([[2, 3]], [[1, 1]], reps=200)
+    assert (p, lo, hi) == (1.0, 1.0, 1.0)
+
+
+def test_bootstrap_ci_hand_computed_and_stratified():
+    # resampling two seeds {0, 1}: the mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4, so the
+    # 2.5th and 97.5th percentiles are 0 and 1
+    point, lo, hi = stats.bootstrap_ci([0.0, 1.0], "mean", reps=4000, seed=1)
+    assert (point, lo, hi) == (0.5, 0.0, 1.0)
+    # stratified: task A = [10, 10] always contributes two 10s, so the pooled mean of a replicate is
+    # (20 + b1 + b2) / 4 with b from {0, 1}: 5, 5.25 or 5.5 -- never 2.5 or 10 as pooled resampling could give
+    point, lo, hi = stats.bootstrap_ci([[10.0, 10.0], [0.0, 1.0]], "mean", reps=4000, seed=1)
+    assert (point, lo, hi) == (5.25, 5.0, 5.5)
+    # one seed: nothing to resample
+    assert stats.bootstrap_ci([3.0], "iqm") == (3.0, 3.0, 3.0)
+    # seeded: the same seed gives the same interval
+    x = np.random.default_rng(0).normal(size=7)
+    assert stats.bootstrap_ci(x, seed=5) == stats.bootstrap_ci(x, seed=5)
+
+
+def test_mean_std_is_the_sample_std():
+    m, s = stats.mean_std([1.0, 2.0, 6.0])
+    assert m == 3.0 and s == pytest.approx(math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))
+    assert math.isnan(stats.mean_std([4.0])[1])
+
+
+# ---- tables from fixture run folders ----------------------------------------------------------------
+
+@pytest.fixture
+def small_cfg(base_config, tmp_path):
+    """CN with two qualities and three seeds: six algorithms x 2 cells x 3 seeds = 36 fixture runs."""
+    return F.fixture_config(base_config, tmp_path, seeds=(0, 1, 2), envs=["cn"], qualities=["expert", "medium"])
+
+
+# chosen final scores per (quality, algo): seeds 0, 1, 2
+SCORES = {
+    ("expert", "icql"): [10, 20, 60], ("expert", "omar"): [1, 4, 6], ("expert", "maicq"): [5, 5, 5],
+    ("expert", "macca-cql"): [30, 30, 31], ("expert", "macca-omar"): [3, 4, 5], ("expert", "macca-icq"): [90, 80, 70],
+    ("medium", "icql"): [0, 0, 0], ("medium", "omar"): [2, 2, 2], ("medium", "maicq"): [1, 2, 3],
+    ("medium", "macca-cql"): [-1, -2, -3], ("medium", "macca-omar"): [2, 2, 2], ("medium", "macca-icq"): [4, 5, 6],
+}
+
+
+def fill_scores(cfg, table):
+    F.fill_table(cfg, table, lambda env, q, algo, seed: SCORES[q, algo][seed])
+
+
+def test_table1_cells_are_the_hand_computed_statistics(small_cfg, tmp_path):
+    t = spec.resolve(small_cfg, "table1")
+    assert t.rows == [("cn", "expert"), ("cn", "medium")]
+    fill_scores(small_cfg, t)
+    built = tables.build(t)
+    paths = tables.write(built, tmp_path / "tables")
+    df = tables.read_csv(paths["csv"])
+    cell = df[(df.env == "cn") & (df.quality == "expert")].set_index("algo")
+    assert cell.at["icql", "mean"] == pytest.approx(30.0)
+    assert cell.at["icql", "std"] == pytest.approx(math.sqrt((400 + 100 + 900) / 2))
+    assert cell.at["icql", "iqm"] == pytest.approx((0.25 * 10 + 20 + 0.25 * 60) / 1.5)
+    assert cell.at["icql", "n_seeds"] == 3 and cell.at["icql", "seeds"] == "0,1,2"
+    assert cell.at["macca-omar", "improves_on"] == "omar"
+    assert cell.at["macca-omar", "p_improvement"] == pytest.approx(0.5)       # [3,4,5] vs [1,4,6], by hand above
+    assert cell.at["macca-icq", "p_improvement"] == 1.0                         # [90,80,70] vs [5,5,5]
+    assert cell.at["macca-cql", "p_improvement"] == pytest.approx(6 / 9)       # [30,30,31] vs [10,20,60]
+    best = df[df.best_in_row & (df.quality == "expert")].algo.tolist()
+    assert best == ["macca-icq"]
+    # medium: omar and macca-omar tie at 2 but macca-icq (5) is best; P(macca-omar > omar) = 0.5 (all ties)
+    med = df[(df.quality == "medium")].set_index("algo")
+    assert med.at["macca-omar", "p_improvement"] == 0.5
+    # all tasks: P averaged over the two tasks; IQM over the six pooled seeds
+    agg = df[df.env == "all"].set_index("algo")
+    assert agg.at["macca-omar", "p_improvement"] == pytest.approx((0.5 + 0.5) / 2)
+    assert agg.at["macca-cql", "p_improvement"] == pytest.approx((6 / 9 + 0.0) / 2)
+    assert agg.at["icql", "iqm"] == pytest.approx(stats.iqm([0, 0, 0, 10, 20, 60]))
+    assert agg.at["icql", "iqm"] == pytest.approx((0.5 * 0 + 0 + 10 + 0.5 * 20) / 3)   # n=6: 1.5 cut per end
+    assert agg.at["icql", "iqm_low"] <= agg.at["icql", "iqm"] <= agg.at["icql", "iqm_high"]
+    # the paper's form in every human format, best in bold
+    md = paths["md"].read_text()
+    assert "| CN    | expert    | 30.0 ± 26.5" in md and "**80.0 ± 10.0**" in md
+    assert "P(MACCA-OMAR > OMAR)" in md and "interquartile mean" in md
+    assert r"\textbf{80.0 $\pm$ 10.0}" in paths["tex"].read_text()
+    assert "<b>80.0 ± 10.0</b>" in paths["html"].read_text()
+
+
+def test_table_uses_the_best_evaluation_only_when_the_run_says_so(small_cfg):
+    t = spec.resolve(small_cfg, "table1")
+    fill_scores(small_cfg, t)
+    # a run whose score falls from 50 to 10: final = 10, best = 50 (at update 0)
+    F.write_run(small_cfg, "cn", "expert", "icql", 0, 10.0, start_score=50.0, table_score="best")
+    df = tables.build(t).long
+    cell = df[(df.quality == "expert") & (df.algo == "icql")].iloc[0]
+    assert cell["mean"] == pytest.approx((50 + 20 + 60) / 3)
+
+
+def test_missing_runs_fail_with_the_list_unless_partial_allowed(small_cfg, tmp_path):
+    t = spec.resolve(small_cfg, "table1")
+    fill_scores(small_cfg, t)
+    gone = [F.results_dir(small_cfg) / "runs/cn/medium/omar/seed1", F.results_dir(small_cfg) / "runs/cn/expert/icql/seed2"]
+    for g in gone:
+        shutil.rmtree(g)
+    with pytest.raises(RunsMissing) as err:
+        tables.build(t)
+    assert sorted(err.value.missing) == sorted(str(g / "final.json") for g in gone)
+    assert "allow_partial" in str(err.value)
+    # the CLI says the same and exits 2
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(json.dumps(small_cfg))
+    r = subprocess.run([sys.executable, "-m", "maccabench.aggregate", "table", "--config", str(cfg_file),
+                        "--name", "table1", "--out", str(tmp_path / "t")], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 2 and str(gone[0] / "final.json") in r.stderr
+    assert not (tmp_path / "t/table1.md").exists()
+    # partial allowed: built, marked, the missing seed shown
+    small_cfg["tables"]["allow_partial"] = True
+    t = spec.resolve(small_cfg, "table1")
+    built = tables.build(t)
+    md = tables.render(t.title, t.caption(), built.sections, built.notes, "md", built.partial)
+    assert md.startswith("# PARTIAL: ") and "2 of 36 runs are missing" in md and "†(n=2/3)" in md
+    assert built.long["partial"].all()
+    assert str(gone[0] / "final.json") not in t.input_files()   # a partial table never asks for missing runs
+
+
+def test_a_run_in_the_wrong_place_or_tier_is_named(small_cfg):
+    t = spec.resolve(small_cfg, "table1")
+    fill_scores(small_cfg, t)
+    folder = F.write_run(small_cfg, "cn", "expert", "omar", 1, 4.0, final_overrides={"algo": "maicq"})   # final.json says maicq
+    with pytest.raises(RunError, match=r"omar/seed1/final.json: belongs to another run: algo='maicq'"):
+        tables.build(t)
+    F.write_run(small_cfg, "cn", "expert", "omar", 1, 4.0, tier="quick")
+    with pytest.raises(RunError, match="produced by tier 'quick', not 'smoke'"):
+        tables.build(t)
+    (folder / "final.json").write_text('{"env": "cn"')
+    with pytest.raises(RunError, match="not valid JSON"):
+        tables.build(t)
+
+
+def test_sweep_reads_scores_and_densities_at_points_in_training(small_cfg):
+    t = spec.resolve(small_cfg, "table6")
+    assert t.at == [0.05, 0.25, 0.5, 1.0] and t.density == "rho_ar"
+    for label, algo in t.rows:
+        for s in t.seeds:
+            # score from 0 to 100 (+ seed), rho_ar from 0.8 to 0.4, evaluated every 10 of 100 updates
+            F.write_run(small_cfg, "cn", "expert", algo, s, 100.0 + s, rho_ar=(0.8, 0.4))
+    df = tables.build(t).long
+    row = df[(df.variant == "0.5") & (df.at_fraction == 0.5)].iloc[0]
+    assert row["loop_steps"] == 5000                      # update 50 of 100, x 100
+    assert row["mean"] == pytest.approx(np.mean([0.5 * (100 + s) for s in (0, 1, 2)]))
+    assert row["rho_ar_mean"] == pytest.approx(0.6)
+    # 0.05 of 100 updates = 5: evaluations at 0 and 10 are equally near; the earlier one is used
+    early = df[(df.variant == "0.5") & (df.at_fraction == 0.05)].iloc[0]
+    assert early["loop_steps"] == 0 and early["mean"] == 0 and early["rho_ar_mean"] == pytest.approx(0.8)
+
+
+def test_variants_table_reads_final_causal_diagnostics(small_cfg):
+    t = spec.resolve(small_cfg, "table7")
+    for label, algo in t.rows:
+        for s in t.seeds:
+            F.write_run(small_cfg, t.env, t.quality, algo, s, 10.0 * s, rho_sr=(1, 0.25), rho_ar=(1, 0.5),
+                        causal_loss=(2.0, 0.125 * (s + 1)))
+    built = tables.build(t)
+    df = built.long.set_index(["variant", "measure"])
+    assert df.at[("0.1", "normalized_score"), "mean"] == pytest.approx(10.0)
+    assert df.at[("0.1", "rho_sr"), "mean"] == pytest.approx(0.25)
+    assert df.at[("0.1", "causal_loss"), "mean"] == pytest.approx(0.25)
+    md = tables.render(t.title, t.caption(), built.sections, built.notes, "md")
+    row = next(line for line in md.splitlines() if line.startswith("| 0.1 "))   # every row ties: all bold
+    assert [c.strip() for c in row.strip("|").split("|")] == ["0.1", "MACCA-OMAR", "**10.0 ± 10.0**", "0.25 ± 0.00",
+                                                              "0.50 ± 0.00", "0.250 ± 0.125"]
+
+
+def test_variants_improvement_pairs(small_cfg):
+    t = spec.resolve(small_cfg, "table9")
+    final = {"omar-gt": [9, 9, 9], "omar": [1, 2, 3], "macca-omar-gt": [8, 8, 8], "macca-omar": [2, 3, 4]}
+    for _, algo in t.rows:
+        for s in t.seeds:
+            F.write_run(small_cfg, "cn", "expert", algo, s, final[algo][s])
+    df = tables.build(t).long
+    p = df[df.measure == "p_improvement"].set_index("variant")
+    # [2,3,4] vs [1,2,3]: 6 wins (2>1, 3>1, 3>2, 4>1, 4>2, 4>3) + 2 ties (2=2, 3=3) of 9 pairs
+    assert p.at["MACCA-OMAR", "p_improvement"] == pytest.approx((6 + 0.5 * 2) / 9)
+    assert p.at["MACCA-OMAR with GT", "p_improvement"] == 0.0
+
+
+def test_side_by_side_marks_the_papers_values(small_cfg, tmp_path):
+    t = spec.resolve(small_cfg, "table1")
+    fill_scores(small_cfg, t)
+    out = tmp_path / "tables"
+    tables.write(tables.build(t), out)
+    paper = tables.load_paper_values(ROOT / "config/paper_values.yaml")
+    sbs = tables.side_by_side(t, tables.read_csv(out / "table1.csv"), paper)
+    paths = tables.write_side_by_side(sbs, out)
+    row = sbs.long.iloc[0]
+    assert row["MACCA-OMAR (paper)"] == "111.7 ± 4.3" and row["MACCA-OMAR (ours)"] == "4.0 ± 1.0"
+    assert row["I-CQL (paper)"] == "33.6 ± 22.9" and row["I-CQL (ours)"] == "30.0 ± 26.5"
+    assert "the paper's published values" in paths["md"].read_text()
+    # our own table never contains a paper value
+    assert "111.7" not in (out / "table1.md").read_text()
+
+
+def test_paper_values_cover_every_table_they_are_named_for(base_config):
+    paper = tables.load_paper_values(ROOT / "config/paper_values.yaml")
+    t1 = paper["table1"]["cells"]
+    assert sorted(t1) == ["cn", "pp", "world"]
+    assert all(len(t1[e][q]) == 6 for e in t1 for q in t1[e])
+    assert t1["pp"]["expert"]["macca-icq"] == [114.4, 25.1] and t1["world"]["random"]["icql"] == [0.1, 4.5]
+    for name, entry in base_config["tables"].items():
+        if isinstance(entry, dict) and entry.get("paper"):
+            assert entry["paper"] in paper, name
+            if entry["kind"] in ("sweep", "variants"):
+                assert set(paper[entry["paper"]]["rows"]) == {str(k) for k in entry["rows"]}, name
+            if entry["kind"] == "sweep":
+                assert paper[entry["paper"]]["at_fraction"] == entry["at"], name
+
+
+def test_recovery_table(small_cfg):
+    t = spec.resolve(small_cfg, "recovery")
+    for k in t.runs():
+        F.write_run(small_cfg, k.env, k.quality, k.algo, k.seed, 1.0, recovery=0.2 * (k.seed + 1))
+    df = tables.build(t).long.set_index(["quality", "algo"])
+    assert df.at[("expert", "macca-omar"), "pearson_mean"] == pytest.approx(0.4)
+    assert df.at[("expert", "macca-omar"), "spearman_mean"] == pytest.approx(0.35)
+    assert df.at[("expert", "macca-omar"), "pearson_per_agent"] == "0.300 0.400 0.500"
+
+
+def test_a_win_rate_suite_slots_into_table2(small_cfg):
+    """Table 2 reads every env whose metric is win_rate: adding one to the registry and the tier
+    fills it, with no code change (the env entry is all the aggregator needs)."""
+    assert not spec.resolve(small_cfg, "table2").active
+    small_cfg["environments"]["5m_vs_6m"] = {"suite": "smax", "task": "5m_vs_6m", "team": ["a"], "others": "none",
+                                             "metric": "win_rate"}
+    small_cfg["tiers"]["smoke"]["envs"].append("5m_vs_6m")
+    t = spec.resolve(small_cfg, "table2")
+    assert t.rows == [("5m_vs_6m", "expert"), ("5m_vs_6m", "medium")]
+    F.fill_table(small_cfg, t, lambda e, q, a, s: 0.25 * s + (0.5 if a.startswith("macca") else 0))
+    built = tables.build(t)
+    md = tables.render(t.title, t.caption(), built.sections, built.notes, "md")
+    assert "win rate: mean ± std" in md and "0.25 ± 0.25" in md and "**0.75 ± 0.25**" in md
+    # table 1 still holds the MPE rows only
+    assert spec.resolve(small_cfg, "table1").rows == [("cn", "expert"), ("cn", "medium")]
+
+
+def test_table_config_errors_name_the_field(small_cfg):
+    cfg = copy.deepcopy(small_cfg)
+    cfg["tables"]["table6"]["rows"]["9"] = "macca-omar-l2-9"
+    with pytest.raises(ConfigError, match=r"tables\.table6\.rows.*macca-omar-l2-9"):
+        spec.resolve(cfg, "table6")
+    cfg = copy.deepcopy(small_cfg)
+    cfg["tables"]["table1"]["improvement"] = {"macca-omar": "qmix"}
+    with pytest.raises(ConfigError, match=r"tables\.table1\.improvement.*'qmix'"):
+        spec.resolve(cfg, "table1")
+    cfg = copy.deepcopy(small_cfg)
+    del cfg["tiers"]["smoke"]["train_seeds"]
+    with pytest.raises(ConfigError, match=r"tiers\.smoke\.train_seeds"):
+        spec.resolve(cfg, "table1")
+    with pytest.raises(ConfigError, match="unknown table 'table3'"):
+        spec.resolve(small_cfg, "table3")
+    # schema: a wrong kind or a misspelt field is caught by the config check, with the field's path
+    cfg = copy.deepcopy(small_cfg)
+    cfg["tables"]["table6"]["kind"] = "sweeps"
+    with pytest.raises(ConfigError, match=r"tables\.table6\.kind"):
+        C.check(cfg)
+    cfg = copy.deepcopy(small_cfg)
+    cfg["tables"]["table7"]["measure"] = ["score"]
+    with pytest.raises(ConfigError, match=r"tables\.table7\.measure.*misspelt"):
+        C.check(cfg)
+
+
+# ---- figures -----------------------------------------------------------------------------------------
+
+def _png_ok(path: Path, min_size=(300, 200)) -> None:
+    import matplotlib.image
+    img = matplotlib.image.imread(path)
+    assert img.shape[1] >= min_size[0] and img.shape[0] >= min_size[1], img.shape
+    assert img[..., :3].std() > 0.05, f"{path} looks blank"
+    assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_figures_from_fixture_runs(small_cfg, tmp_path):
+    for name in ("table1", "table6", "recovery"):
+        t = spec.resolve(small_cfg, name)
+        for k in t.runs():
+            F.write_run(small_cfg, k.env, k.quality, k.algo, k.seed, 10.0 * k.seed, recovery=0.5)
+    out = tmp_path / "figures"
+    figures.curves(spec.resolve(small_cfg, "table1"), out / "curves_table1.png")
+    figures.curves(spec.resolve(small_cfg, "table6"), out / "curves_table6.png")
+    figures.masks_figure(png=out / "figure4_masks.png", **spec.masks_job(small_cfg))
+    figures.recovery_scatter(spec.resolve(small_cfg, "recovery"), out / "recovery_scatter.png")
+    for name in ("curves_table1", "curves_table6", "figure4_masks", "recovery_scatter"):
+        _png_ok(out / f"{name}.png")
+    # Figure 4 needs masks.npz; a run without one is named
+    m = small_cfg["tables"]["figures"]["masks"]
+    (F.results_dir(small_cfg) / "runs" / m["env"] / m["quality"] / m["algo"] / "seed1/masks.npz").unlink()
+    with pytest.raises(RunError, match=r"seed1/masks.npz: is missing"):
+        figures.masks_figure(png=out / "again.png", **spec.masks_job(small_cfg))
+
+
+def test_mean_band_is_the_bootstrap_interval_of_the_mean():
+    import pandas as pd
+    df = pd.DataFrame({"g": ["a", "a", "b"], "loop_steps": [0, 0, 0], "v": [0.0, 1.0, 5.0]})
+    band = figures.mean_band(df, ["g", "loop_steps"], "v").set_index("g")
+    assert tuple(band.loc["a", ["mean", "low", "high"]]) == (0.5, 0.0, 1.0)
+    assert tuple(band.loc["b", ["mean", "low", "high"]]) == (5.0, 5.0, 5.0)
+
+
+# ---- the smoke tier through Snakemake, with the real training stage -------------------------------------
+
+def _unregistered_algorithms(cfg) -> list[str]:
+    names = set()
+    for name in spec.table_names(cfg):
+        entry = cfg["tables"][name]
+        names |= set(entry.get("algos", [])) | set(entry.get("rows", {}).values())
+    names.add(cfg["tables"]["figures"]["masks"]["algo"])
+    return sorted(n for n in names if n not in cfg.get("algorithms", {}))
+
+
+@pytest.mark.slow
+def test_smoke_tier_builds_every_table_and_figure_through_snakemake(base_config, tmp_path):
+    missing = _unregistered_algorithms(base_config)
+    if missing:
+        pytest.skip(f"the config's `algorithms:` lacks {', '.join(missing)} (MACCA and its ablation variants "
+                    f"are registered by the training/MACCA stages); nothing to train the tables from yet")
+    results = tmp_path / "{tier}"
+    # reuse the smoke behaviour policies and datasets when present (mtimes kept, so nothing reruns)
+    have = ROOT / "results/smoke"
+    for part in ("behavior", "datasets"):
+        if (have / part).exists():
+            shutil.copytree(have / part, tmp_path / "smoke" / part)
+    r = subprocess.run(["snakemake", "--cores", "2", "report", "--config", "tier=smoke", f"results={results}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    cfg = C.load(ROOT / "config/config.yaml", {"tier": "smoke", "results": str(results)})
+    out = tmp_path / "smoke"
+    for t in spec.tables(cfg):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (out / "tables" / f"{t.name}.{ext}").stat().st_size > 0
+        assert "PARTIAL" not in (out / "tables" / f"{t.name}.md").read_text()
+    for png in (out / "figures").glob("*.png"):
+        _png_ok(png, (200, 150))
+    assert (out / "figures/curves_table1.png").exists() and (out / "figures/figure4_masks.png").exists()
+    assert (out / "report.html").stat().st_size > 100_000

@@ -1,0 +1,265 @@
+# Aggregation: run folders -> tables (CSV, Markdown, LaTeX, HTML), side-by-side versions with the
+# paper's published values, figures (PNG + PDF) and the HTML report. What each table reads comes
+# from the `tables:` section of the config and the tier (envs, qualities, train_seeds), so every
+# named target (table1, table2, ablations, figures, report) asks for exactly the runs it needs.
+# Errors in `tables:` (an algorithm not in `algorithms:`, ...) surface when a target needs that
+# table, before any job starts.
+import os
+
+from maccabench.aggregate import spec as tables_spec
+
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+TABLE_NAMES = tables_spec.table_names(config)
+GROUP_NAMES = {"main": "Main results", "ablation": "Ablations", "recovery": "Reward recovery"}
+
+
+report: "../report/workflow.rst"
+
+
+wildcard_constraints:
+    table="|".join(TABLE_NAMES),
+
+
+localrules: aggregate_table, aggregate_vs_paper, aggregate_curves, aggregate_masks, aggregate_recovery_scatter, report
+
+
+def table_of(name):
+    return tables_spec.resolve(config, name)
+
+
+def active_table(name):
+    t = table_of(name)
+    if not t.active:
+        raise ValueError(f"\n\nTable {name} has no rows in tier {config['tier']}: {t.inactive_reason}.\n")
+    return t
+
+
+def table_files(name):
+    t = active_table(name)
+    files = [f"{TABLES}/{name}.{ext}" for ext in ("csv", "md", "tex", "html")]
+    if t.paper:
+        files += [f"{TABLES}/{name}_vs_paper.{ext}" for ext in ("csv", "md", "tex", "html")]
+    return files
+
+
+def figure_files(group=None):
+    """PNG+PDF of every figure whose runs the tier has (optionally only for one table group)."""
+    figs = tables_spec.figures(config)
+    files = []
+    for name in figs.get("curves", []):
+        t = table_of(name)
+        if t.active and (group is None or t.group == group):
+            files += [f"{FIGURES}/curves_{name}.png", f"{FIGURES}/curves_{name}.pdf"]
+    masks = figs.get("masks")
+    if group is None and masks and masks["env"] in TIER["envs"] and masks["quality"] in TIER["qualities"]:
+        files += [f"{FIGURES}/figure4_masks.png", f"{FIGURES}/figure4_masks.pdf"]
+    rec = figs.get("recovery")
+    if rec and table_of(rec).active and (group is None or table_of(rec).group == group):
+        files += [f"{FIGURES}/recovery_scatter.png", f"{FIGURES}/recovery_scatter.pdf"]
+    return files
+
+
+def group_files(group):
+    return [f for t in tables_spec.tables(config, group) for f in table_files(t.name)] + figure_files(group)
+
+
+def aggregate_outputs(wildcards=None):
+    """Every table and figure the tier fills (what the report shows and `all` builds)."""
+    return [f for t in tables_spec.tables(config) for f in table_files(t.name)] + figure_files()
+
+
+rule aggregate_table:
+    input:
+        lambda w: table_of(w.table).input_files(),
+    output:
+        csv=f"{TABLES}/{{table}}.csv",
+        md=f"{TABLES}/{{table}}.md",
+        tex=f"{TABLES}/{{table}}.tex",
+        html=report(
+            f"{TABLES}/{{table}}.html",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory=lambda w: GROUP_NAMES[table_of(w.table).group],
+            labels=lambda w: {"table": w.table, "tier": config["tier"]},
+        ),
+    params:
+        job=lambda w: job_json(table_of(w.table).to_job()),
+        caption=lambda w: table_of(w.table).caption(),
+        folder=TABLES,
+    log:
+        f"{RESULTS}/logs/aggregate/{{table}}.log",
+    shell:
+        "python -m maccabench.aggregate table --job {params.job:q} --out {params.folder} > {log} 2>&1"
+
+
+rule aggregate_vs_paper:
+    input:
+        csv=f"{TABLES}/{{table}}.csv",
+        paper="config/paper_values.yaml",
+    output:
+        csv=f"{TABLES}/{{table}}_vs_paper.csv",
+        md=f"{TABLES}/{{table}}_vs_paper.md",
+        tex=f"{TABLES}/{{table}}_vs_paper.tex",
+        html=report(
+            f"{TABLES}/{{table}}_vs_paper.html",
+            caption="../report/table.rst",
+            category="Tables vs paper",
+            labels=lambda w: {"table": w.table, "tier": config["tier"]},
+        ),
+    params:
+        job=lambda w: job_json(table_of(w.table).to_job()),
+        caption=lambda w: (
+            f"{table_of(w.table).title}: our numbers (tier {config['tier']}, from {w.table}.csv) beside the values "
+            f"published in the MACCA paper, every paper value marked (paper). The paper's numbers come from its own "
+            f"datasets, references and seeds; they are shown for orientation and used nowhere else."
+        ),
+        folder=TABLES,
+    log:
+        f"{RESULTS}/logs/aggregate/{{table}}_vs_paper.log",
+    shell:
+        "python -m maccabench.aggregate vs-paper --job {params.job:q} --csv {input.csv} --paper {input.paper} "
+        "--out {params.folder} > {log} 2>&1"
+
+
+rule aggregate_curves:
+    input:
+        lambda w: table_of(w.table).input_files(),
+    output:
+        png=report(
+            f"{FIGURES}/curves_{{table}}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="Learning curves",
+            labels=lambda w: {"figure": f"curves of {w.table}", "tier": config["tier"]},
+        ),
+        pdf=f"{FIGURES}/curves_{{table}}.pdf",
+    params:
+        job=lambda w: job_json(table_of(w.table).to_job()),
+        caption=lambda w: (
+            f"Learning curves of the runs behind {table_of(w.table).title} (tier {config['tier']}): evaluation "
+            f"score against loop steps (updates x 100, the paper's counting); lines are means over the training "
+            f"seeds {', '.join(map(str, table_of(w.table).seeds))}, bands 95% bootstrap confidence intervals. "
+            + ("Ablation panels add the mask densities and the causal-model loss where the runs log them."
+               if table_of(w.table).kind in ("sweep", "variants") else "One panel per environment and dataset quality.")
+        ),
+        folder=FIGURES,
+    log:
+        f"{RESULTS}/logs/aggregate/curves_{{table}}.log",
+    shell:
+        "python -m maccabench.aggregate curves --job {params.job:q} --out {output.png} > {log} 2>&1"
+
+
+def masks_runs(wildcards=None):
+    m = tables_spec.figures(config)["masks"]
+    return [
+        f"{RESULTS}/runs/{m['env']}/{m['quality']}/{m['algo']}/seed{s}/final.json"
+        for s in tables_spec.train_seeds(config)
+    ]
+
+
+rule aggregate_masks:
+    input:
+        masks_runs,
+    output:
+        png=report(
+            f"{FIGURES}/figure4_masks.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="Figure 4: causal structure",
+            labels={"figure": "Figure 4 mask heat-maps", "tier": config["tier"]},
+        ),
+        pdf=f"{FIGURES}/figure4_masks.pdf",
+    params:
+        job=lambda w: job_json(tables_spec.masks_job(config)),
+        caption=lambda w: (
+            "Figure 4: mask probabilities learned by MACCA's structure predictors, per agent (rows) over the joint "
+            "state (s→r, left) and the joint action (a→r, right), averaged over a fixed probe batch and over the "
+            f"training seeds, at the first, middle and last snapshot of training (tier {config['tier']}; "
+            f"{tables_spec.figures(config)['masks']['algo']} on {tables_spec.figures(config)['masks']['env']} "
+            f"{tables_spec.figures(config)['masks']['quality']}). Blue: high probability of a causal edge, yellow: low; "
+            "black lines separate the agents' blocks."
+        ),
+        folder=FIGURES,
+    log:
+        f"{RESULTS}/logs/aggregate/figure4_masks.log",
+    shell:
+        "python -m maccabench.aggregate masks --job {params.job:q} --out {output.png} > {log} 2>&1"
+
+
+def recovery_table():
+    return table_of(tables_spec.figures(config)["recovery"])
+
+
+rule aggregate_recovery_scatter:
+    input:
+        lambda w: recovery_table().input_files(),
+    output:
+        png=report(
+            f"{FIGURES}/recovery_scatter.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="Reward recovery",
+            labels={"figure": "reward recovery vs score", "tier": config["tier"]},
+        ),
+        pdf=f"{FIGURES}/recovery_scatter.pdf",
+    params:
+        job=lambda w: job_json(recovery_table().to_job()),
+        caption=lambda w: (
+            "Reward recovery: for each MACCA run (one point per env, quality and seed), the Pearson correlation "
+            "between its learned per-agent rewards and the hidden individual rewards of the raw dataset (mean over "
+            f"agents, x) against the run's score (y). Tier {config['tier']}. The paper reports no such measure."
+        ),
+        folder=FIGURES,
+    log:
+        f"{RESULTS}/logs/aggregate/recovery_scatter.log",
+    shell:
+        "python -m maccabench.aggregate recovery-scatter --job {params.job:q} --out {output.png} > {log} 2>&1"
+
+
+# ---- named targets ----------------------------------------------------------------------------
+
+
+rule table1:
+    input:
+        lambda w: table_files("table1") + [f for f in figure_files() if f.startswith(f"{FIGURES}/curves_table1.")],
+
+
+rule table2:
+    input:
+        lambda w: table_files("table2") + [f for f in figure_files() if f.startswith(f"{FIGURES}/curves_table2.")],
+
+
+rule ablations:
+    input:
+        lambda w: group_files("ablation"),
+
+
+rule figures:
+    input:
+        lambda w: figure_files(),
+
+
+rule aggregate_outputs:
+    input:
+        aggregate_outputs,
+
+
+# The HTML report: every table and figure above with its caption. It runs `snakemake --report` on
+# this same workflow and config (written next to the report), for the target `aggregate_outputs`.
+rule report:
+    input:
+        aggregate_outputs,
+    output:
+        html=f"{RESULTS}/report.html",
+        config=f"{RESULTS}/report.config.json",
+    params:
+        config=lambda w: json.dumps(config, sort_keys=True),
+        snakefile=workflow.main_snakefile,
+        workdir=os.getcwd(),
+    log:
+        f"{RESULTS}/logs/aggregate/report.log",
+    shell:
+        "echo {params.config:q} > {output.config} && "
+        "snakemake --snakefile {params.snakefile:q} --directory {params.workdir:q} --configfile {output.config:q} "
+        "--nolock --report {output.html:q} aggregate_outputs > {log} 2>&1"
