@@ -88,6 +88,7 @@ def check(cfg: dict) -> dict:
             if env not in cfg["environments"]:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
+    _check_training(cfg)
     return cfg
 
 
@@ -136,4 +137,118 @@ def collect_job(cfg: dict, env: str, quality: str, seed: int) -> dict:
         "transitions": t["dataset_transitions"],
         "noise": cfg["collection"]["noise"],
         "num_envs": cfg["behavior"]["num_envs"],
+    }
+
+
+# ---- offline training: algorithms, hyper-parameters per quality, the job of one run -------------
+
+def _check_training(cfg: dict) -> None:
+    """Backbone names and hyper-parameter names/types (per quality), algorithm entries and the
+    tiers' training selections; errors name the config field."""
+    from .algos import ALGOS   # local imports: torch
+    from .algos.common import check_section, missing_fields
+    from .rewards import ASSIGNERS
+
+    for name, section in cfg["backbones"].items():
+        if name not in ALGOS:
+            raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(ALGOS)}")
+        check_section(ALGOS[name].Config, section, f"backbones.{name}")
+        check_section(ALGOS[name].Config, cfg["training"]["common"], "training.common")
+    for algo, entry in cfg["algorithms"].items():
+        where = f"algorithms.{algo}"
+        if entry["backbone"] not in ALGOS or entry["backbone"] not in cfg["backbones"]:
+            raise ConfigError(f"{where}.backbone", f"unknown backbone {entry['backbone']!r}",
+                              f"use one of {', '.join(b for b in ALGOS if b in cfg['backbones'])}")
+        if entry["rewards"] not in ASSIGNERS:
+            raise ConfigError(f"{where}.rewards", f"unknown reward assigner {entry['rewards']!r}",
+                              f"use one of {', '.join(ASSIGNERS)} (src/maccabench/rewards.py)")
+        cls = ALGOS[entry["backbone"]]
+        check_section(cls.Config, entry.get("options", {}), f"{where}.options")
+        missing = missing_fields(cls.Config, backbone_hp(cfg, algo, QUALITIES[0]))
+        if missing:
+            raise ConfigError(f"backbones.{entry['backbone']}.{missing[0]}", "is missing",
+                              f"add `{missing[0]}` (see the Config dataclass of src/maccabench/algos/{entry['backbone']}.py)")
+        if hasattr(cls, "check_rewards"):
+            from .algos.common import parse_hp
+            for q in QUALITIES:
+                problem = cls.check_rewards(parse_hp(cls.Config, backbone_hp(cfg, algo, q), where),
+                                            ASSIGNERS[entry["rewards"]].shared)
+                if problem:
+                    raise ConfigError(where, f"backbone {entry['backbone']} with rewards {entry['rewards']!r}: {problem}",
+                                      f"set it under `{where}.options`")
+    for tier_name, t in cfg["tiers"].items():
+        for i, algo in enumerate(t["algos"]):
+            if algo not in cfg["algorithms"]:
+                raise ConfigError(f"tiers.{tier_name}.algos[{i}]", f"unknown algorithm {algo!r}",
+                                  f"use one of {', '.join(cfg['algorithms'])} or add it under `algorithms`")
+        if "train_dataset_seed" in t and t["train_dataset_seed"] not in t["dataset_seeds"]:
+            raise ConfigError(f"tiers.{tier_name}.train_dataset_seed", "is not one of the tier's dataset_seeds",
+                              f"use one of {t['dataset_seeds']}")
+        for key in t.get("train_updates_overrides", {}):
+            if key.split("/")[0] not in cfg["environments"]:
+                raise ConfigError(f"tiers.{tier_name}.train_updates_overrides.{key}", "names an unknown env",
+                                  f"use <env>/<quality> with env one of {', '.join(cfg['environments'])}")
+
+
+def _per_quality(mapping: dict, quality: str) -> dict:
+    """Hyper-parameters with per-quality maps ({expert: .., medium: .., ...}) resolved."""
+    from .algos.common import is_per_quality
+    return {k: (v[quality] if is_per_quality(v) else v) for k, v in mapping.items()}
+
+
+def algorithm(cfg: dict, algo: str) -> dict:
+    if algo not in cfg["algorithms"]:
+        raise ConfigError("algo", f"unknown algorithm {algo!r}",
+                          f"use one of {', '.join(cfg['algorithms'])} or add it under `algorithms` in the config")
+    return cfg["algorithms"][algo]
+
+
+def backbone_hp(cfg: dict, algo: str, quality: str) -> dict:
+    """training.common < backbones.<backbone> < algorithms.<algo>.options, at this quality."""
+    a = algorithm(cfg, algo)
+    return _per_quality({**cfg["training"]["common"], **cfg["backbones"].get(a["backbone"], {}),
+                         **a.get("options", {})}, quality)
+
+
+def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
+    """The assigner's config section (e.g. `causal:`) < algorithms.<algo>.reward_options, at this quality."""
+    from .rewards import ASSIGNERS
+    a = algorithm(cfg, algo)
+    section = ASSIGNERS[a["rewards"]].config_section
+    base = copy.deepcopy(cfg.get(section) or {}) if section else {}
+    return _per_quality({**base, **a.get("reward_options", {})}, quality)
+
+
+def run_dir(cfg: dict, env: str, quality: str, algo: str, seed: int) -> str:
+    return f"{results_dir(cfg)}/runs/{env}/{quality}/{algo}/seed{int(seed)}"
+
+
+def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> dict:
+    """Everything one training run needs, resolved: what config.yaml of the run folder records."""
+    from .rewards import ASSIGNERS
+    if quality not in QUALITIES:
+        raise ConfigError("quality", f"unknown quality {quality!r}", f"use one of {', '.join(QUALITIES)}")
+    a, t, root = algorithm(cfg, algo), tier(cfg), results_dir(cfg)
+    data_seed = t.get("train_dataset_seed", t["dataset_seeds"][0])
+    reads_raw = a.get("raw_dataset", ASSIGNERS[a["rewards"]].reads_raw)
+    return {
+        "env": env_entry(cfg, env),
+        "quality": quality,
+        "algo": algo,
+        "seed": int(seed),
+        "tier": cfg["tier"],
+        "backbone": a["backbone"],
+        "backbone_hp": backbone_hp(cfg, algo, quality),
+        "rewards": a["rewards"],
+        "rewards_hp": reward_hp(cfg, algo, quality),
+        "dataset_seed": data_seed,
+        "dataset": f"{root}/datasets/team/{env}/{quality}/seed{data_seed}.h5",
+        "raw_dataset": f"{root}/datasets/raw/{env}/{quality}/seed{data_seed}.h5" if reads_raw else None,
+        "behavior": f"{root}/behavior/{env}/seed{data_seed}/policies.pt",   # the frozen opponents
+        "updates": t.get("train_updates_overrides", {}).get(f"{env}/{quality}", t["train_updates"]),
+        "batch_size": t["train_batch_size"],
+        "eval_every": t["eval_every"],
+        "eval_episodes": t["eval_episodes"],
+        "loop_steps_per_update": cfg["training"]["loop_steps_per_update"],
+        "table_score": cfg["training"]["table_score"],
     }

@@ -1,0 +1,157 @@
+"""Pieces every backbone shares: typed hyper-parameters, masked means over padded action
+dimensions, per-agent gradient clipping, and the agent-major layout helpers.
+
+Layout: the loop's batches are [B, N, ...]; backbones work agent-major ([N, B, ...]) because
+`nets.AgentMLP` runs every agent's network as one batched matmul over that layout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+
+import torch
+
+from ..config import QUALITIES
+from ..errors import ConfigError
+
+
+def hp_field(default=dataclasses.MISSING, *, min=None, max=None, doc: str = ""):
+    """A hyper-parameter field with optional bounds (checked when a config is read)."""
+    return dataclasses.field(default=default, metadata={"min": min, "max": max, "doc": doc})
+
+
+def _types(cls) -> dict[str, type]:
+    return typing.get_type_hints(cls)
+
+
+def check_value(cls, name: str, value, where: str):
+    """The value converted to the field's type, or ConfigError naming `where`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ConfigError(where, f"is not a hyper-parameter of {cls.__name__}",
+                          f"remove it or use one of {', '.join(sorted(fields))}")
+    want, meta = _types(cls)[name], fields[name].metadata
+    ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          bool: isinstance(value, bool),
+          str: isinstance(value, str)}[want]
+    if not ok:
+        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})",
+                          f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else ""))
+    value = want(value)
+    if want in (int, float):
+        if not math.isfinite(value):
+            raise ConfigError(where, f"must be finite, got {value!r}", "write a finite number")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ConfigError(where, f"must be >= {meta['min']}, got {value!r}", "use a value in range")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ConfigError(where, f"must be <= {meta['max']}, got {value!r}", "use a value in range")
+    return value
+
+
+def is_per_quality(value) -> bool:
+    """`{expert: 5.0, medium: 0.5, ...}`: one value per dataset quality (paper Table 4)."""
+    return isinstance(value, dict) and bool(value) and set(value) <= set(QUALITIES)
+
+
+def check_section(cls, mapping: dict, where: str) -> None:
+    """Check names and types of a config section (values may be per-quality maps)."""
+    for name, value in mapping.items():
+        if is_per_quality(value):
+            missing = [q for q in QUALITIES if q not in value]
+            if missing:
+                raise ConfigError(f"{where}.{name}", f"has no value for {', '.join(missing)}",
+                                  f"give one value per quality ({', '.join(QUALITIES)}) or a single value")
+            for q, v in value.items():
+                check_value(cls, name, v, f"{where}.{name}.{q}")
+        else:
+            check_value(cls, name, value, f"{where}.{name}")
+
+
+def missing_fields(cls, hp: dict) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name not in hp and f.default is dataclasses.MISSING]
+
+
+def parse_hp(cls, hp: dict, where: str):
+    """Resolved hyper-parameters (plain values) -> the backbone's config dataclass."""
+    out = {}
+    for name, value in hp.items():
+        out[name] = check_value(cls, name, value, f"{where}.{name}")
+    for name in missing_fields(cls, out):
+        raise ConfigError(f"{where}.{name}", "is missing", f"add `{name}` to the backbone's config section")
+    return cls(**out)
+
+
+# ---- tensors ----------------------------------------------------------------------------------
+
+def agent_major(x: torch.Tensor) -> torch.Tensor:
+    """[B, N, ...] -> [N, B, ...]"""
+    return x.transpose(0, 1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch and each agent's *real* action dimensions. x [N, B, A], mask [N, A]
+    -> [N]. Padded dimensions (agents with fewer actions) count for nothing."""
+    return (x * mask[:, None]).sum(dim=(1, 2)) / (mask.sum(dim=1) * x.shape[1])
+
+
+def clip_grad_norm_per_agent(params, n: int, max_norm: float) -> torch.Tensor:
+    """Clip each agent's gradient norm separately, as if every agent had its own optimiser
+    (OMAR clips each agent's critic and actor at 0.5). Parameters are stacked per agent along
+    dim 0 (`AgentLinear`: [n, ...]). Returns the per-agent norms before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    sq = torch.zeros(n, device=grads[0].device)
+    for g in grads:
+        sq += g.reshape(n, -1).pow(2).sum(dim=1)
+    norms = sq.sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(n, *([1] * (g.dim() - 1))))
+    return norms
+
+
+def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+class ActorBackbone:
+    """What every backbone with deterministic stacked actors shares: action selection and
+    checkpoints. Subclasses set `actor`, `mask`, `device`, `updates`, `gen` (or None) and list
+    their networks and optimisers in `_modules()`."""
+    actor: torch.nn.Module
+    mask: torch.Tensor
+    device: torch.device
+    gen: torch.Generator | None = None
+    updates: int = 0
+
+    def pi(self, actor: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """obs [N, B, O] -> actions [N, B, A], padded dimensions zero."""
+        return actor(obs) * self.mask[:, None]
+
+    @staticmethod
+    def q(critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Per-agent critic on (o_i, a_i): [N, B, O], [N, B, A] -> [N, B]"""
+        return critic(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, obs) -> "np.ndarray":
+        """[K, N, O] -> [K, N, A], deterministic (evaluation)."""
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).transpose(0, 1)
+        return self.pi(self.actor, x).transpose(0, 1).cpu().numpy()
+
+    def _modules(self) -> dict:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {**{k: m.state_dict() for k, m in self._modules().items()},
+                "gen": self.gen.get_state() if self.gen is not None else None, "updates": self.updates}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, m in self._modules().items():
+            m.load_state_dict(d[k])
+        if self.gen is not None:
+            self.gen.set_state(d["gen"])
+        self.updates = int(d["updates"])

@@ -1,0 +1,185 @@
+"""MA-ICQ: implicit constraint Q-learning in the CTDE setting (Yang et al. 2021, "Believe what you
+see"; MACCA paper, eq. 9), for continuous actions.
+
+ICQ's idea: never evaluate the critic at actions the data does not contain. The value target
+bootstraps from the dataset's own next action (SARSA-style) re-weighted by importance weights,
+and the actors are trained by advantage-weighted regression onto dataset actions, so extrapolation
+error cannot enter either update.
+
+What this module implements, and where it departs from ICQ's discrete SMAC code:
+
+* Critic (team reward, `mixer: true`, the MA-ICQ baseline). Per-agent utilities Q_i(o_i, a_i)
+  are mixed by ICQ-MA's linear, state-conditioned decomposition
+      Q_tot(s, a) = sum_i k_i(s) Q_i(o_i, a_i) + b(s),   k_i(s) >= 0,
+  and regressed on  y = R + gamma (1 - terminal) w * Qbar_tot(s', a'),  where a' is the dataset's
+  next joint action and w = B * softmax over the batch of Qbar_tot(s', a') / temperature
+  (ICQ's critic importance weights, normalised over the mini-batch as in ICQ's code).
+* Critic loss: the expectile loss L2^tau of eq. 9, 2|tau - 1(u < 0)| u^2 with u = y - Q; at the
+  default tau = 0.5 it is ICQ's squared TD error.
+* Actors (decentralised): ICQ minimises -k_i(s) w_i log pi_i(a_i | o_i) with
+  w_i = B * softmax_batch(A_i / beta). With a deterministic actor read as a fixed-width Gaussian,
+  -log pi_i(a_i | o_i) = |pi_i(o_i) - a_i|^2 up to constants, so the actor regresses onto the
+  dataset actions weighted by k_i(s) w_i. The advantage baseline is the agent's value at its own
+  policy action, A_i = Q_i(o_i, a_i) - Q_i(o_i, pi_i(o_i)), in place of ICQ's expectation over
+  discrete actions.
+* Temperatures are in units of the batch standard deviation (softmax(x / (T * std(x)))): ICQ's
+  constants (critic 1000, actor 0.1) are in SMAC reward units, while MPE's reward scales differ
+  by task (CN about -100 per episode, PP +10 per catch); dividing by the batch std makes one
+  setting meaningful for every env.
+* Where the dataset has no next action (the last step of an episode: MPE truncates every episode
+  at 25 steps), the actor's action pi_i(o') stands in for a'.
+
+Per-agent rewards (MACCA-ICQ, `mixer: false`). With rewards r_hat_i from MACCA's causal model
+there is nothing left to decompose: each agent's Q_i regresses on its own reward with the same
+implicit-constraint target, y_i = r_i + gamma (1 - terminal) w_i Qbar_i(o'_i, a'_i), and its actor
+uses w_i alone. This is eq. 9 as the paper writes it ("we do not directly decompose the value
+function"). A mixer over per-agent rewards would sum them back into the team reward and undo the
+credit assignment, so a config pairing `mixer: true` with a per-agent reward assigner is rejected.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..envs.base import EnvSpec
+from ..nets import AgentMLP, soft_update
+from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, hp_field, parse_hp
+from .icql import td_target
+
+
+@dataclass(frozen=True)
+class MAICQConfig:
+    hidden: int = hp_field(min=1, doc="width of actor, critic and mixer MLPs")
+    gamma: float = hp_field(min=0, max=1, doc="discount")
+    actor_lr: float = hp_field(min=0, doc="Adam learning rate of the actors")
+    critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics and the mixer")
+    tau: float = hp_field(min=0, max=1, doc="soft target-network update rate")
+    grad_clip: float = hp_field(min=0, doc="gradient-norm clip (per agent; the mixer on its own)")
+    mixer: bool = hp_field(doc="mix per-agent utilities into Q_tot (team reward, MA-ICQ); false for per-agent rewards")
+    critic_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the critic weights, in batch stds")
+    actor_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the advantage weights, in batch stds")
+    expectile: float = hp_field(min=0, max=1, doc="tau of eq. 9's expectile loss; 0.5 = squared TD error")
+
+
+# ---- the losses, as functions of tensors ---------------------------------------------------------
+
+def batch_weights(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """B * softmax over the last (batch) axis of x / (temperature * std(x)): mean weight 1."""
+    scale = temperature * x.std(dim=-1, correction=0, keepdim=True) + 1e-8
+    return x.shape[-1] * torch.softmax(x / scale, dim=-1)
+
+
+def expectile_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
+    """2 |tau - 1(u < 0)| u^2 (elementwise); tau = 0.5 gives u^2."""
+    return 2 * torch.abs(tau - (u < 0).to(u.dtype)) * u.pow(2)
+
+
+def weighted_regression(pi: torch.Tensor, act: torch.Tensor, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-agent [N] mean over the batch of w * mean over real action dims of (pi - a)^2.
+    pi, act [N, B, A]; w [N, B]; mask [N, A]."""
+    sq = ((pi - act).pow(2) * mask[:, None]).sum(dim=-1) / mask.sum(dim=-1, keepdim=True)
+    return (w * sq).mean(dim=-1)
+
+
+class LinearMixer(nn.Module):
+    """Q_tot(s) = sum_i k_i(s) Q_i + b(s) with k_i = |.| of a state-conditioned MLP (ICQ-MA)."""
+
+    def __init__(self, state_dim: int, hidden: int, n: int):
+        super().__init__()
+        self.n = n
+        self.net = nn.Sequential(nn.Linear(state_dim, hidden), nn.ReLU(), nn.Linear(hidden, n + 1))
+
+    def coefficients(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k [N, B] (non-negative), b [B] for joint states [B, S]."""
+        h = self.net(state)
+        return h[:, : self.n].abs().T, h[:, self.n]
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """q [N, B] -> Q_tot [B]"""
+        k, b = self.coefficients(state)
+        return (k * q).sum(dim=0) + b
+
+
+class MAICQ(ActorBackbone):
+    Config = MAICQConfig
+
+    @staticmethod
+    def check_rewards(cfg: MAICQConfig, shared: bool) -> str | None:
+        """A problem with pairing these hyper-parameters with a reward assigner, or None."""
+        if cfg.mixer and not shared:
+            return ("a mixer regresses Q_tot on the team reward, so per-agent rewards (e.g. MACCA's) "
+                    "would be summed back and their credit assignment lost; set `mixer: false`")
+        return None
+
+    def __init__(self, spec: EnvSpec, hp: dict, device: torch.device, seed: int):
+        self.cfg = parse_hp(self.Config, hp, "hyper-parameters of MAICQ")
+        self.spec, self.device = spec, torch.device(device)
+        self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
+        self.mask = torch.as_tensor(spec.action_mask(), device=self.device)
+        h = self.cfg.hidden
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.actor = AgentMLP(self.n, O, h, A, out_act="tanh")
+            self.critic = AgentMLP(self.n, O + A, h, 1)
+            self.mixer = LinearMixer(spec.state_dim, h, self.n) if self.cfg.mixer else None
+        for m in (self.actor, self.critic, self.mixer):
+            if m is not None:
+                m.to(self.device)
+        self.critic_t, self.mixer_t = copy.deepcopy(self.critic), copy.deepcopy(self.mixer)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.cfg.actor_lr)
+        critic_params = [*self.critic.parameters(), *(self.mixer.parameters() if self.mixer else [])]
+        self.critic_opt = torch.optim.Adam(critic_params, lr=self.cfg.critic_lr)
+        self.updates = 0
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        obs, act, nobs = (agent_major(batch[k]) for k in ("obs", "actions", "next_obs"))
+        with torch.no_grad():
+            valid = batch["next_action_valid"][None, :, None]
+            next_act = torch.where(valid, agent_major(batch["next_actions"]), self.pi(self.actor, nobs))
+            next_q = self.q(self.critic_t, nobs, next_act)                                     # [N, B]
+            if self.mixer is not None:
+                next_v = self.mixer_t(next_q, batch["next_state"])                            # [B]
+                y = td_target(batch["team_rewards"], batch["terminals"], c.gamma,
+                              batch_weights(next_v, c.critic_temperature) * next_v)
+            else:
+                y = td_target(batch["rewards"].T, batch["terminals"], c.gamma,
+                              batch_weights(next_q, c.critic_temperature) * next_q)
+        q_data = self.q(self.critic, obs, act)
+        pred = self.mixer(q_data, batch["state"]) if self.mixer is not None else q_data
+        critic_loss = expectile_loss(y - pred, c.expectile).mean(dim=-1)                    # [] or [N]
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.sum().backward()
+        clip_grad_norm_per_agent(list(self.critic.parameters()), self.n, c.grad_clip)
+        if self.mixer is not None:
+            torch.nn.utils.clip_grad_norm_(self.mixer.parameters(), c.grad_clip)
+        self.critic_opt.step()
+
+        pi = self.pi(self.actor, obs)
+        with torch.no_grad():
+            adv = self.q(self.critic, obs, act) - self.q(self.critic, obs, pi.detach())   # [N, B]
+            w = batch_weights(adv, c.actor_temperature)
+            if self.mixer is not None:
+                w = w * self.mixer.coefficients(batch["state"])[0]
+        actor_loss = weighted_regression(pi, act, w, self.mask)                             # [N]
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.sum().backward()
+        clip_grad_norm_per_agent(list(self.actor.parameters()), self.n, c.grad_clip)
+        self.actor_opt.step()
+
+        soft_update(self.critic_t, self.critic, c.tau)
+        if self.mixer is not None:
+            soft_update(self.mixer_t, self.mixer, c.tau)
+        self.updates += 1
+        return {"losses/critic": critic_loss.detach().mean(), "losses/actor": actor_loss.detach().mean(),
+                "losses/q_data": q_data.detach().mean(), "losses/advantage": adv.mean()}
+
+    def _modules(self) -> dict:
+        mods = {"actor": self.actor, "critic": self.critic, "critic_t": self.critic_t, "actor_opt": self.actor_opt,
+                "critic_opt": self.critic_opt}
+        if self.mixer is not None:
+            mods.update(mixer=self.mixer, mixer_t=self.mixer_t)
+        return mods

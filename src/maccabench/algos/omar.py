@@ -1,0 +1,84 @@
+"""OMAR: offline multi-agent RL with actor rectification (Pan et al. 2022; MACCA paper, eq. 8).
+
+The critics are I-CQL's (see icql.py). The actor of agent i minimises
+
+    tau * mean (pi_i(o) - a_hat_i)^2 - (1 - tau) * Q_i^1(o, pi_i(o)) + actor_l2 * pi_i(o)^2
+
+where a_hat_i comes from OMAR's zeroth-order optimiser over actions, run on Q_i^1 (MPE settings):
+start from N(mu=omar_mu, sigma=omar_sigma) per action dimension; for omar_iters iterations draw
+omar_samples actions (clipped to [-1, 1]), score them with Q_i^1, set mu to the softmax(Q)-weighted
+mean of the samples and sigma to their root-mean-square distance from the new mu. a_hat_i is the
+best sample of the last iteration if its Q beats Q_i^1(o, pi_i(o)), else pi_i(o) itself.
+tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-update rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .common import hp_field, masked_mean
+from .icql import ICQL, ICQLConfig
+
+
+@dataclass(frozen=True)
+class OMARConfig(ICQLConfig):
+    omar_tau: float = hp_field(min=0, max=1, doc="weight of the rectification term (Table 4, per quality)")
+    omar_iters: int = hp_field(min=1, doc="iterations of the zeroth-order optimiser (MPE: 3)")
+    omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
+    omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
+    omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
+
+
+def softmax_refit(q: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """New (mu, sigma) from samples a [N, B, M, A] with scores q [N, B, M]: mu is the
+    softmax(q)-weighted mean, sigma the root-mean-square distance of the samples from mu."""
+    w = torch.softmax(q, dim=-1).unsqueeze(-1)
+    mu = (w * a).sum(dim=2)
+    sigma = (a - mu.unsqueeze(2)).pow(2).mean(dim=2).sqrt()
+    return mu, sigma
+
+
+def better_of(q: torch.Tensor, a: torch.Tensor, q_pi: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """The best sample (q [N, B, M], a [N, B, M, A]) where it beats the policy's action (q_pi
+    [N, B], pi [N, B, A]); the policy's action otherwise (ties keep the policy)."""
+    q_best, i_best = q.max(dim=-1)
+    a_best = torch.gather(a, 2, i_best[..., None, None].expand(-1, -1, 1, a.shape[-1])).squeeze(2)
+    return torch.where((q_best > q_pi).unsqueeze(-1), a_best, pi)
+
+
+@torch.no_grad()
+def zeroth_order_actions(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], obs: torch.Tensor,
+                         pi: torch.Tensor, q_pi: torch.Tensor, mask: torch.Tensor, iters: int, samples: int,
+                         mu0: float, sigma0: float, gen: torch.Generator) -> torch.Tensor:
+    """OMAR's a_hat [N, B, A] for observations obs [N, B, O]; q_fn(obs [N, K, O], act [N, K, A]) -> [N, K]."""
+    N, B, A = pi.shape
+    mu, sigma = torch.full_like(pi, mu0), torch.full_like(pi, sigma0)
+    obs_rep = obs.repeat_interleave(samples, dim=1)
+    for _ in range(iters):
+        noise = torch.randn(N, B, samples, A, generator=gen, device=pi.device)
+        a = (mu.unsqueeze(2) + sigma.unsqueeze(2) * noise).clamp(-1.0, 1.0) * mask[:, None, None]
+        q = q_fn(obs_rep, a.reshape(N, B * samples, A)).view(N, B, samples)
+        mu, sigma = softmax_refit(q, a)
+    return better_of(q, a, q_pi, pi)
+
+
+def omar_actor_loss(pi: torch.Tensor, a_hat: torch.Tensor, q_pi: torch.Tensor, mask: torch.Tensor,
+                    tau: float, l2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-agent [N] loss tau * |pi - a_hat|^2 - (1 - tau) * Q(o, pi) + l2 * pi^2, and the mimic term."""
+    mimic = masked_mean((pi - a_hat).pow(2), mask)
+    return tau * mimic - (1 - tau) * q_pi.mean(dim=-1) + l2 * masked_mean(pi.pow(2), mask), mimic
+
+
+class OMAR(ICQL):
+    Config = OMARConfig
+
+    def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        c = self.cfg
+        pi = self.pi(self.actor, obs)
+        q_pi = self.q(self.q1, obs, pi)
+        a_hat = zeroth_order_actions(lambda o, a: self.q(self.q1, o, a), obs, pi.detach(), q_pi.detach(),
+                                     self.mask, c.omar_iters, c.omar_samples, c.omar_mu, c.omar_sigma, self.gen)
+        loss, mimic = omar_actor_loss(pi, a_hat, q_pi, self.mask, c.omar_tau, c.actor_l2)
+        return loss, {"losses/omar_mimic": mimic.detach().mean()}
