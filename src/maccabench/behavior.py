@@ -166,6 +166,9 @@ def train(job: dict, out_dir: str | Path, progress: bool = True) -> dict:
                      job["eval_episodes"], seed + CURVE_SEED_OFFSET)
         curve.append({"env_steps": steps, "updates": learner.updates, "wall_s": round(time.time() - t0, 2),
                       "return_during_training": float(r.mean())})
+        if not progress:  # one line per checkpoint for the rule's log
+            print(f"env_steps={steps} updates={learner.updates} return={r.mean():.2f} wall_s={curve[-1]['wall_s']}",
+                  flush=True)
 
     t0 = time.time()
     obs = game.reset([seed * 7919 + k for k in range(K)])

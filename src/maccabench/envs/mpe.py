@@ -2,6 +2,11 @@
 
 Policies act in [-1, 1]; mpe2's continuous action space is [0, 1]^d, so actions are mapped with
 (a + 1) / 2. Every MPE episode lasts exactly `max_cycles` steps (truncation, never termination).
+
+The game drives mpe2's AEC environment (`raw_env`) through its public API, one `step` per agent in
+turn, exactly as PettingZoo's parallel wrapper does, but observes each agent once per step: the
+wrapper computes every observation twice, and observations dominate the cost of the larger tasks
+(tests/test_envs.py checks rewards against the official parallel env).
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ def tasks() -> list[str]:
 
 def _make(task: str, task_args: dict):
     module = importlib.import_module(f"mpe2.{task}")
-    return module.parallel_env(continuous_actions=True, **task_args)
+    return module.raw_env(continuous_actions=True, **task_args)
 
 
 def agent_names(task: str, task_args: dict) -> list[str]:
@@ -38,15 +43,15 @@ class MPEGame:
         self.num_envs = num_envs
         self._max_obs = max(self.obs_dims)
 
-    def _pack(self, obs: dict) -> np.ndarray:
+    def _observe(self, env) -> np.ndarray:
         out = np.zeros((len(self.agents), self._max_obs), np.float32)
         for i, a in enumerate(self.agents):
-            out[i, : self.obs_dims[i]] = obs[a]
+            out[i, : self.obs_dims[i]] = env.observe(a)
         return out
 
     def reset_one(self, k: int, seed: int) -> np.ndarray:
-        obs, _ = self.envs[k].reset(seed=int(seed))
-        return self._pack(obs)
+        self.envs[k].reset(seed=int(seed))
+        return self._observe(self.envs[k])
 
     def reset(self, seeds) -> np.ndarray:
         return np.stack([self.reset_one(k, s) for k, s in enumerate(seeds)])
@@ -59,13 +64,14 @@ class MPEGame:
         trunc = np.zeros(K, bool)
         env_actions = np.clip((actions + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
         for k, env in enumerate(self.envs):
-            if not env.agents:  # episode already over (the caller stopped collecting from it)
-                term[k] = True
+            if any(env.terminations.values()) or any(env.truncations.values()):
+                term[k] = True  # episode already over (the caller stopped collecting from it)
                 continue
-            act = {a: env_actions[k, i, : self.action_dims[i]] for i, a in enumerate(self.agents)}
-            o, r, te, tr, _ = env.step(act)
-            obs[k] = self._pack(o)
-            rew[k] = [r[a] for a in self.agents]
-            term[k] = any(te[a] for a in self.agents)
-            trunc[k] = any(tr[a] for a in self.agents) and not term[k]
+            for i, a in enumerate(self.agents):  # agents act in turn; the world steps after the last
+                assert env.agent_selection == a
+                env.step(env_actions[k, i, : self.action_dims[i]])
+            obs[k] = self._observe(env)
+            rew[k] = [env.rewards[a] for a in self.agents]
+            term[k] = any(env.terminations.values())
+            trunc[k] = any(env.truncations.values()) and not term[k]
         return obs, rew, term, trunc
