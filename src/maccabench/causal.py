@@ -1,0 +1,347 @@
+"""MACCA's causal reward model: team reward -> per-agent rewards (arXiv 2312.03644, section 3).
+
+For agent i at time t the structure predictor psi_g gives mask probabilities over every dimension
+of the joint state s_t and joint action a_t, `p_s^i = psi_g^{s->r}(s_t, a_t, i)` and
+`p_a^i = psi_g^{a->r}(s_t, a_t, i)`; the reward predictor psi_r (three 256-wide ReLU layers, one
+output) reads the masked inputs and the agent id: `r_hat^i = psi_r(c_s^i * s_t, c_a^i * a_t, i)`.
+Training minimises the paper's Eq. 4-5 over a batch:
+
+    L_m = mean_B (R - sum_i r_hat^i)^2 + lambda1 * mean_B sum_i |p_s^i|_1 + lambda2 * mean_B sum_i |p_a^i|_1
+
+How the masks get gradients (the paper leaves this open). The masks are Bernoulli probabilities
+p = sigmoid(psi_g(...)). In training the reward predictor sees a *relaxed Bernoulli sample* of
+the mask (binary concrete / Gumbel-sigmoid, `temperature`), a reparameterised sample, so the
+reward loss reaches both structure predictors and a dimension whose p is small is still tried
+now and then (a plain straight-through threshold lost dimensions for good once L1 pushed them
+below h, and the paper's literal choice, training on p * x, left p hovering near h and made the
+thresholded relabel disagree with what was fitted). Sampling makes intermediate p costly, so
+p settles near 0 or 1 and the relabel below matches training. At relabel time (`assign`)
+entries below h become 0 and the rest 1 (`clip_h`, the paper's rule); without clipping
+(`clip_h: false`, the Table 10 ablation) the probabilities themselves are the masks.
+
+Variants (all options of this one model, see `CausalConfig`): `graph` dynamic (per sample, the paper's
+method) | fixed (one graph per agent: a running average over training of the batch-mean mask
+probabilities; gradients reach psi_g through the batch mean) | full (all ones, no psi_g, no L1);
+`paradigm` alternate (Algorithm 1: `updates_per_step` causal updates on each batch before the
+backbone's update) | pretrain (`pretrain_updates` causal-only updates first, then frozen; Table 11);
+`precision` fp32 | bf16 (autocast of the matrix products; master weights and the loss stay fp32).
+Ground-truth individual rewards (Table 9) come only through `GroundTruthReward`, built from a raw
+dataset by `read_ground_truth`, the one place training may read a raw file.
+
+Speed. psi_g and psi_r are each one network over (input, one-hot agent id), evaluated for all N
+agents as one [N*B, .] matrix product per layer. The one-hot id is kept as its own weight block,
+so psi_g's first layer (whose input (s, a) is the same for every agent) runs once per sample and
+adds each agent's id column, instead of N times. Relabelling (`assign`) is one forward pass after
+the causal updates, not one per agent.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .algos.common import hp_field, parse_hp
+from .data import Dataset, read
+from .envs.base import EnvSpec
+from .errors import ConfigError, DatasetError
+
+@dataclass(frozen=True)
+class CausalConfig:
+    """Hyper-parameters of the causal model; defaults are the paper's (appendix H, Table 4 medium).
+    The pipeline's values live in the `causal:` section of config/config.yaml (per quality there)."""
+    graph: str = hp_field("dynamic", doc="dynamic | fixed | full (Table 10)")
+    clip_h: bool = hp_field(True, doc="relabel with 1[p >= h]; false: with the probabilities p (Table 10)")
+    h: float = hp_field(0.1, min=0, max=1, doc="mask threshold (Table 4; Table 7 sweeps it)")
+    lambda1: float = hp_field(5e-3, min=0, doc="L1 weight of the state->reward masks (Table 4; Table 8)")
+    lambda2: float = hp_field(5e-3, min=0, doc="L1 weight of the action->reward masks (Table 4; Table 6)")
+    lr: float = hp_field(3e-4, min=0, doc="Adam learning rate of psi_g and psi_r (appendix H.3)")
+    hidden: int = hp_field(256, min=1, doc="width of psi_r and psi_g (appendix H.2)")
+    layers: int = hp_field(3, min=1, doc="hidden layers of psi_r and psi_g (appendix H.2)")
+    updates_per_step: int = hp_field(0, min=0, doc="causal updates per training step; 0 = one per agent (Algorithm 1)")
+    paradigm: str = hp_field("alternate", doc="alternate (Algorithm 1, TCPA) | pretrain (causal model first, TCB)")
+    pretrain_updates: int = hp_field(0, min=0, doc="causal-only updates before the policy starts (paradigm: pretrain)")
+    precision: str = hp_field("fp32", doc="fp32 | bf16 (autocast of the matrix products)")
+    temperature: float = hp_field(0.5, min=1e-3, doc="of the relaxed Bernoulli mask samples used in training")
+    fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
+
+    def __post_init__(self):
+        for name, allowed in (("graph", ("dynamic", "fixed", "full")), ("paradigm", ("alternate", "pretrain")),
+                              ("precision", ("fp32", "bf16"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"causal.{name}", f"{getattr(self, name)!r} is not allowed", f"use one of {', '.join(allowed)}")
+        if self.paradigm == "pretrain" and self.pretrain_updates < 1:
+            raise ConfigError("causal.pretrain_updates", "must be >= 1 with `paradigm: pretrain`",
+                              "set how many causal updates run before the policy starts")
+
+
+class IdMLP(nn.Module):
+    """MLP over (x, one-hot agent id) for all agents at once.
+
+    The first layer is an nn.Linear over [x, one-hot(i)] (the paper's input), stored as one weight
+    whose last N columns are the id block: `x W_x + W_id[:, i] + b`. `x` is [B, D] when it is the
+    same for every agent (computed once, then the id column broadcast: [N, B, H]) or [N, B, D].
+    """
+
+    def __init__(self, n_agents: int, d_in: int, hidden: int, layers: int, d_out: int):
+        super().__init__()
+        self.d_in = d_in
+        self.inp = nn.Linear(d_in + n_agents, hidden)
+        body: list[nn.Module] = []
+        for _ in range(layers - 1):
+            body += [nn.ReLU(inplace=True), nn.Linear(hidden, hidden)]
+        self.body = nn.Sequential(*body, nn.ReLU(inplace=True), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.inp.weight
+        # [N, 1, H]; contiguous: broadcasting a transposed operand is ~10x slower on CPU
+        id_cols = (w[:, self.d_in:].t() + self.inp.bias).contiguous().unsqueeze(1)
+        if x.dim() == 2:    # shared input: one product, then each agent's id column
+            h = F.linear(x, w[:, : self.d_in]).unsqueeze(0)
+            h = h + id_cols.to(h.dtype)                                     # [N, B, H]
+        else:               # per-agent input: one batched product with the id columns fused in
+            h = torch.baddbmm(id_cols, x, w[:, : self.d_in].t().expand(len(id_cols), -1, -1))
+        n, b, width = h.shape
+        return self.body(h.reshape(n * b, width)).reshape(n, b, -1)
+
+
+def joint_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, S + N*A]: the joint state and the concatenated (padded) joint action."""
+    actions = batch["actions"]
+    return torch.cat([batch["state"], actions.reshape(actions.shape[0], -1)], dim=-1)
+
+
+class CausalRewardModel:
+    """RewardAssigner: `update(batch) -> dict`, `assign(batch) -> [B, N]`, `state_dict`."""
+
+    def __init__(self, spec: EnvSpec, hp: dict | None, device: torch.device | str, seed: int,
+                 truth: "GroundTruthReward | None" = None):
+        self.spec, self.device = spec, torch.device(device)
+        self.cfg = parse_hp(CausalConfig, dict(hp or {}), "causal")
+        self.n = spec.n_agents
+        self.d_s, self.d_a = spec.state_dim, spec.n_agents * spec.action_dim
+        self.d_in = self.d_s + self.d_a
+        self.updates_per_step = self.cfg.updates_per_step or self.n
+        self.truth = truth  # Table 9 "MACCA with GT": fit individual rewards instead of the team reward
+        hidden, layers = self.cfg.hidden, self.cfg.layers
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching global RNG
+            torch.manual_seed(seed)
+            self.nets = nn.ModuleDict({"psi_r": IdMLP(self.n, self.d_in, hidden, layers, 1)})
+            if self.cfg.graph != "full":
+                # psi_g^{s->r} and psi_g^{a->r}: one trunk, two heads (state dims, action dims)
+                self.nets["psi_g"] = IdMLP(self.n, self.d_in, hidden, layers, self.d_in)
+        self.nets.to(self.device)
+        self.psi_r, self.psi_g = self.nets["psi_r"], self.nets["psi_g"] if "psi_g" in self.nets else None
+        # padded action dimensions are never causes: their mask is forced to 0
+        self.real_dims = torch.ones(self.d_in, device=self.device)
+        self.real_dims[self.d_s:] = torch.as_tensor(spec.action_mask()).reshape(-1)
+        self.fixed_probs = torch.full((self.n, self.d_in), float("nan"), device=self.device)  # graph: fixed
+        self.n_updates = 0
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)  # mask samples in training
+        self.opt = torch.optim.Adam(self.nets.parameters(), lr=self.cfg.lr)
+
+    # ---- the model ------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def probabilities(self, x: torch.Tensor, train: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mask probabilities p [N, B, S + N*A] for joint inputs x [B, S + N*A], and their logits
+        (None for the fully connected graph). Padded action dimensions have p = 0."""
+        if self.psi_g is None:  # fully connected graph
+            return self.real_dims.expand(self.n, x.shape[0], -1), None
+        logits = self.psi_g(x).float()
+        p = torch.sigmoid(logits) * self.real_dims
+        if self.cfg.graph == "fixed":
+            # one graph per agent: the running average of batch-mean probabilities; in training the
+            # gradient flows through this batch's mean
+            batch_mean = p.mean(dim=1)
+            if train:
+                with torch.no_grad():
+                    m = self.cfg.fixed_momentum
+                    fresh = torch.isnan(self.fixed_probs)
+                    self.fixed_probs.copy_(torch.where(fresh, batch_mean, m * self.fixed_probs + (1 - m) * batch_mean))
+                avg = self.fixed_probs + (batch_mean - batch_mean.detach())
+            else:
+                avg = torch.where(torch.isnan(self.fixed_probs), batch_mean, self.fixed_probs)
+            p = avg.unsqueeze(1).expand(-1, x.shape[0], -1)
+            logits = torch.logit(p, eps=1e-6)
+        return p, logits
+
+    def masks(self, p: torch.Tensor, logits: torch.Tensor | None, train: bool) -> torch.Tensor:
+        """Training: relaxed Bernoulli(p) samples. Relabelling: 1[p >= h] (clip_h) or p itself."""
+        if logits is None:
+            return p
+        if train:  # binary concrete: sigmoid((logit p + logistic noise) / temperature)
+            noise = torch.logit(torch.rand(p.shape, generator=self.gen, device=p.device), eps=1e-6)
+            return torch.sigmoid((logits + noise) / self.cfg.temperature) * self.real_dims
+        return (p >= self.cfg.h).to(p.dtype) if self.cfg.clip_h else p
+
+    def rewards(self, x: torch.Tensor, p: torch.Tensor, logits: torch.Tensor | None, train: bool = False) -> torch.Tensor:
+        """r_hat [B, N] = psi_r(c_s * s, c_a * a, i) for every agent."""
+        return self.psi_r(self.masks(p, logits, train) * x).squeeze(-1).t().float()
+
+    # ---- RewardAssigner protocol --------------------------------------------------------------------
+    @property
+    def frozen(self) -> bool:
+        return self.cfg.paradigm == "pretrain" and self.n_updates >= self.cfg.pretrain_updates
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """`updates_per_step` gradient steps of L_m on this batch (reads state, actions, team_rewards)."""
+        if self.frozen:
+            return {}
+        x = joint_inputs(batch)
+        target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
+        for k in range(self.updates_per_step):
+            out = self._step(x, target, stats=k == self.updates_per_step - 1)
+        return out
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_m on joint inputs x [B, S + N*A]: (loss, mask probabilities p). `target` is the team
+        reward [B] (the agents' rewards must sum to it) or individual rewards [B, N] (ground truth)."""
+        with self._autocast():
+            p, logits = self.probabilities(x, train=True)
+            r_hat = self.rewards(x, p, logits, train=True)
+        if target.dim() == 1:
+            loss = (target - r_hat.sum(dim=1)).pow(2).mean()
+        else:
+            loss = (target - r_hat).pow(2).sum(dim=1).mean()
+        if logits is not None:  # L1 on the masks: mean over the batch of the sum over agents and dims
+            loss = loss + (self.cfg.lambda1 * p[..., : self.d_s].sum() + self.cfg.lambda2 * p[..., self.d_s:].sum()) / x.shape[0]
+        return loss, p
+
+    def _step(self, x: torch.Tensor, target: torch.Tensor, stats: bool = True) -> dict[str, float]:
+        loss, p = self.loss(x, target)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.n_updates += 1
+        if not stats:
+            return {}
+        with torch.no_grad():
+            rho_sr, rho_ar = self._densities(p)
+        return {"causal/loss": loss.item(), "causal/rho_sr": rho_sr, "causal/rho_ar": rho_ar}
+
+    @torch.no_grad()
+    def assign(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-agent rewards [B, N] from the joint state and joint action only."""
+        x = joint_inputs(batch)
+        with self._autocast():
+            return self.rewards(x, *self.probabilities(x))
+
+    def pretrain(self, sample_batch: Callable[[], dict[str, torch.Tensor]]) -> dict[str, float]:
+        """paradigm pretrain: causal-only updates until `pretrain_updates`, then frozen (resumable)."""
+        out: dict[str, float] = {}
+        while self.cfg.paradigm == "pretrain" and not self.frozen:
+            batch = sample_batch()
+            x = joint_inputs(batch)
+            target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
+            out = self._step(x, target)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"nets": self.nets.state_dict(), "opt": self.opt.state_dict(), "fixed_probs": self.fixed_probs.clone(),
+                "n_updates": self.n_updates, "gen": self.gen.get_state(), "cfg": dataclasses.asdict(self.cfg)}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.nets.load_state_dict(d["nets"])
+        self.opt.load_state_dict(d["opt"])
+        self.fixed_probs.copy_(d["fixed_probs"])
+        self.n_updates = int(d["n_updates"])
+        self.gen.set_state(d["gen"])
+
+    # ---- diagnostics --------------------------------------------------------------------------------
+    def _densities(self, p: torch.Tensor) -> tuple[float, float]:
+        """Fraction of real mask entries >= h, for state and for action masks (rho_sr, rho_ar)."""
+        on = (p >= self.cfg.h).float()
+        rho_sr = on[..., : self.d_s].mean().item()
+        real_a = self.real_dims[self.d_s:]
+        rho_ar = ((on[..., self.d_s:] * real_a).sum() / (real_a.sum() * on.shape[0] * on.shape[1])).item()
+        return rho_sr, rho_ar
+
+    @torch.no_grad()
+    def mask_densities(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        with self._autocast():
+            p, _ = self.probabilities(joint_inputs(batch))
+        rho_sr, rho_ar = self._densities(p)
+        return {"causal/rho_sr": rho_sr, "causal/rho_ar": rho_ar}
+
+    @torch.no_grad()
+    def mask_snapshot(self, probe_batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean mask probabilities over a probe batch: s->r [N, S] and a->r [N, N*A] (Figure 4)."""
+        with self._autocast():
+            p = self.probabilities(joint_inputs(probe_batch))[0].mean(dim=1).float().cpu().numpy()
+        return p[:, : self.d_s], p[:, self.d_s:]
+
+
+# ---- ground truth (Table 9): the only path by which training may see individual rewards ----------
+
+def read_ground_truth(raw_path, team: Dataset) -> np.ndarray:
+    """Individual rewards [T, N] of the raw file that `team` was masked from (checked by checksum)."""
+    raw = read(raw_path, kind="raw", spec=team.spec)
+    if team.attrs.get("source_checksum") != raw.attrs["checksum"]:
+        raise DatasetError(raw_path, f"is not the raw file that {team.path} was made from (checksum differs)",
+                           "point the ground-truth option at the matching datasets/raw/... file or regenerate both")
+    return raw.arrays["individual_rewards"]
+
+
+class GroundTruthReward:
+    """RewardAssigner handing each sample its hidden individual rewards; batches carry `index`,
+    the dataset rows they were drawn from."""
+
+    def __init__(self, individual_rewards: np.ndarray, device: torch.device | str):
+        self.rewards = torch.as_tensor(np.asarray(individual_rewards, np.float32), device=device)
+
+    def update(self, batch) -> dict[str, float]:
+        return {}
+
+    def assign(self, batch) -> torch.Tensor:
+        return self.rewards[batch["index"]]
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, d: dict) -> None:
+        pass
+
+
+# ---- reward recovery (separate evaluation step, after training) ----------------------------------
+
+def _correlations(pred: np.ndarray, true: np.ndarray, rank: bool) -> dict:
+    from scipy.stats import rankdata
+    per_agent = []
+    for i in range(true.shape[1]):
+        a, b = pred[:, i].astype(np.float64), true[:, i].astype(np.float64)
+        if rank:
+            a, b = rankdata(a), rankdata(b)
+        c = np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else math.nan
+        per_agent.append(None if math.isnan(c) else float(c))
+    valid = [c for c in per_agent if c is not None]
+    return {"per_agent": per_agent, "mean": float(np.mean(valid)) if valid else None}
+
+
+@torch.no_grad()
+def reward_recovery(model, raw: Dataset, batch_size: int = 8192) -> dict:
+    """Correlation of r_hat^i with the hidden individual reward r^i over a raw dataset.
+
+    The model sees only the joint state and actions; the individual rewards stay here."""
+    if raw.kind != "raw":
+        raise DatasetError(raw.path, "is not a raw dataset; reward recovery needs the hidden individual rewards",
+                           "pass the datasets/raw/... file")
+    dev = model.device
+    pred = []
+    for start in range(0, len(raw), batch_size):
+        sl = slice(start, start + batch_size)
+        batch = {k: torch.as_tensor(raw.arrays[k][sl], dtype=torch.float32, device=dev) for k in ("state", "actions")}
+        pred.append(model.assign(batch).cpu().numpy())
+    pred = np.concatenate(pred)
+    true = raw.arrays["individual_rewards"]
+    return {"pearson": _correlations(pred, true, rank=False), "spearman": _correlations(pred, true, rank=True),
+            "n_samples": int(len(true))}

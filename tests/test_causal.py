@@ -1,0 +1,269 @@
+"""MACCA's causal reward model (maccabench.causal) on its own, without the training loop.
+
+The synthetic task: 3 agents, 4 state dimensions and 2 action dimensions each; agent i's hidden
+reward is r_i = -(s_i0^2 + s_i1^2) + 0.5 a_i0, so the team reward depends on state dimensions
+{4i, 4i+1} and action dimensions {2i} only, and on nothing else.
+"""
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from maccabench import data
+from maccabench.causal import CausalRewardModel, GroundTruthReward, read_ground_truth, reward_recovery
+from maccabench.envs.base import EnvSpec
+from maccabench.errors import ConfigError, DatasetError
+
+N, O, A = 3, 4, 2
+SPEC = EnvSpec(env="synthetic", suite="synthetic", task="sum_of_squares", agents=("a0", "a1", "a2"),
+               obs_dims=(O,) * N, action_dims=(A,) * N, state_dim=N * O, discrete=False, episode_limit=25)
+STATE_CAUSES = sorted(O * i + k for i in range(N) for k in (0, 1))
+ACTION_CAUSES = [A * i for i in range(N)]
+SMALL = {"hidden": 64, "layers": 2, "lr": 3e-3, "lambda1": 5e-3, "lambda2": 5e-3}   # fast on 2 cores
+
+
+def synthetic(T: int, seed: int) -> dict[str, np.ndarray]:
+    g = np.random.default_rng(seed)
+    state = g.uniform(-1, 1, (T, N * O)).astype(np.float32)
+    actions = g.uniform(-1, 1, (T, N, A)).astype(np.float32)
+    s = state.reshape(T, N, O)
+    individual = -(s[:, :, 0] ** 2 + s[:, :, 1] ** 2) + 0.5 * actions[:, :, 0]
+    return {"state": state, "actions": actions, "individual_rewards": individual.astype(np.float32),
+            "team_rewards": individual.sum(axis=1).astype(np.float32)}
+
+
+def team_batch(arrays: dict, idx=slice(None)) -> dict[str, torch.Tensor]:
+    """What the training loop hands an assigner: team data only."""
+    return {k: torch.as_tensor(arrays[k][idx]) for k in ("state", "actions", "team_rewards")}
+
+
+def train(model: CausalRewardModel, arrays: dict, updates: int, batch_size: int = 256, seed: int = 0):
+    g = np.random.default_rng(seed)
+    for _ in range(updates):
+        model.update(team_batch(arrays, g.integers(0, len(arrays["state"]), batch_size)))
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.set_num_threads(1)
+    train_set, test_set = synthetic(8192, seed=1), synthetic(4096, seed=2)
+    model = CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1}, "cpu", seed=0)
+    return train(model, train_set, updates=1200), test_set
+
+
+# ---- gradients and the role of the masks -----------------------------------------------------------
+
+@pytest.mark.parametrize("graph", ["dynamic", "fixed"])
+def test_reward_loss_reaches_both_structure_predictors(graph):
+    spec = EnvSpec(**{**SPEC.__dict__, "action_dims": (2, 2, 1)})   # agent 2 has a padded action dimension
+    model = CausalRewardModel(spec, {**SMALL, "lambda1": 0.0, "lambda2": 0.0, "graph": graph}, "cpu", seed=0)
+    arrays = synthetic(256, seed=0)
+    arrays["actions"][:, 2, 1] = 0.0
+    loss, _ = model.loss(torch.cat([torch.as_tensor(arrays["state"]), torch.as_tensor(arrays["actions"]).flatten(1)], 1),
+                         torch.as_tensor(arrays["team_rewards"]))
+    loss.backward()   # the reward-fit term only: both L1 weights are 0
+    head = model.psi_g.body[-1].weight.grad                 # rows: [state dims | joint action dims]
+    d_s = spec.state_dim
+    assert head[:d_s].norm(dim=1).min() > 0, "some state->reward mask gets no gradient from the reward loss"
+    real_action_rows = [d_s + i for i in range(N * A) if i != N * A - 1]
+    assert head[real_action_rows].norm(dim=1).min() > 0, "some action->reward mask gets no gradient"
+    assert head[d_s + N * A - 1].abs().max() == 0, "a padded action dimension must never be a cause"
+    assert model.psi_g.inp.weight.grad.abs().sum() > 0
+
+
+def test_masks_gate_what_the_reward_predictor_sees():
+    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    arrays = synthetic(64, seed=0)
+    batch = team_batch(arrays)
+    moved_state = {**batch, "state": batch["state"] + 1.0}
+    moved_actions = {**batch, "actions": batch["actions"] * -1.0}
+    head_bias = model.psi_g.body[-1].bias
+    with torch.no_grad():
+        head_bias[: SPEC.state_dim] = -30.0     # every state->reward mask off
+        head_bias[SPEC.state_dim:] = 30.0       # every action->reward mask on
+    assert torch.equal(model.assign(batch), model.assign(moved_state))
+    assert not torch.allclose(model.assign(batch), model.assign(moved_actions))
+    with torch.no_grad():
+        head_bias[: SPEC.state_dim] = 30.0
+        head_bias[SPEC.state_dim:] = -30.0
+    assert torch.equal(model.assign(batch), model.assign(moved_actions))
+    assert not torch.allclose(model.assign(batch), model.assign(moved_state))
+
+
+# ---- a solvable case: what the trained model recovers ---------------------------------------------
+
+def test_relabelled_rewards_sum_to_the_team_reward(trained):
+    model, test_set = trained
+    r_hat = model.assign(team_batch(test_set)).numpy()
+    team = test_set["team_rewards"]
+    unexplained = ((r_hat.sum(axis=1) - team) ** 2).mean() / team.var()
+    assert unexplained < 0.03, f"sum of relabelled rewards misses {unexplained:.1%} of the team reward's variance"
+
+
+def test_learned_masks_recover_the_reward_dimensions(trained):
+    model, test_set = trained
+    s_to_r, a_to_r = model.mask_snapshot(team_batch(test_set))       # [N, S], [N, N*A], mean probabilities
+    h = model.cfg.h
+    other_state = [k for k in range(SPEC.state_dim) if k not in STATE_CAUSES]
+    other_action = [k for k in range(N * A) if k not in ACTION_CAUSES]
+    assert s_to_r[:, STATE_CAUSES].max(axis=0).min() > 0.9, s_to_r.round(2)
+    assert a_to_r[:, ACTION_CAUSES].max(axis=0).min() > 0.9, a_to_r.round(2)
+    assert s_to_r[:, other_state].max() < h / 2, s_to_r.round(2)
+    assert a_to_r[:, other_action].max() < h / 2, a_to_r.round(2)
+    densities = model.mask_densities(team_batch(test_set))
+    assert densities["causal/rho_sr"] <= len(STATE_CAUSES) / SPEC.state_dim + 0.05
+
+
+def test_relabelled_rewards_correlate_with_the_hidden_individual_rewards(trained):
+    # The team reward does not identify how it splits between agents: any split of the causal
+    # dimensions sums to it. On this symmetric task the model splits it evenly, which correlates
+    # with each r_i at about 1/sqrt(3) = 0.58; an untrained or broken model scores about 0.
+    model, test_set = trained
+    raw = data.Dataset(path="synthetic", arrays=test_set, attrs={"kind": "raw"}, spec=SPEC)
+    recovery = reward_recovery(model, raw)
+    assert recovery["n_samples"] == len(test_set["state"])
+    assert min(recovery["pearson"]["per_agent"]) > 0.4, recovery
+    assert recovery["spearman"]["mean"] > 0.4, recovery
+    untrained = reward_recovery(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), raw)
+    assert abs(untrained["pearson"]["mean"]) < 0.3, untrained
+
+
+@pytest.mark.parametrize("strong", ["lambda1", "lambda2"])
+def test_a_strong_l1_weight_empties_its_own_masks_only(strong):
+    arrays = synthetic(4096, seed=1)
+    model = train(CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1, strong: 0.5}, "cpu", seed=0), arrays, updates=300)
+    rho = model.mask_densities(team_batch(arrays))
+    emptied, kept = ("causal/rho_sr", "causal/rho_ar") if strong == "lambda1" else ("causal/rho_ar", "causal/rho_sr")
+    assert rho[emptied] < 0.1 and rho[kept] > 0.4, rho
+
+
+# ---- no leak: the model reads team data only --------------------------------------------------------
+
+class RecordingBatch(dict):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_the_model_reads_nothing_but_the_team_batch():
+    arrays = synthetic(128, seed=0)
+    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    batch = RecordingBatch({k: torch.as_tensor(v) for k, v in arrays.items()},
+                           index=torch.arange(128), obs=torch.zeros(128, N, O))
+    model.update(batch)
+    assert batch.read <= {"state", "actions", "team_rewards"}, batch.read
+    batch.read.clear()
+    r_hat = model.assign(batch)
+    assert batch.read <= {"state", "actions"}, batch.read
+    tampered = dict(batch, individual_rewards=batch["individual_rewards"] * 100, team_rewards=batch["team_rewards"] * 0)
+    assert torch.equal(model.assign(tampered), r_hat)
+
+
+def test_reward_recovery_hands_the_model_only_states_and_actions():
+    arrays = synthetic(300, seed=0)
+    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    seen: set[str] = set()
+    assign = model.assign
+    model.assign = lambda batch: (seen.update(batch), assign(batch))[1]
+    reward_recovery(model, data.Dataset(path="synthetic", arrays=arrays, attrs={"kind": "raw"}, spec=SPEC), batch_size=128)
+    assert seen == {"state", "actions"}
+
+
+def test_ground_truth_comes_only_from_the_raw_file_the_team_file_was_made_from(tmp_path):
+    def arrays(seed):
+        a = synthetic(50, seed)
+        T = 50
+        starts = np.zeros(T, bool)
+        starts[::25] = True
+        obs = a["state"].reshape(T, N, O)
+        return {**a, "obs": obs, "next_obs": obs, "next_state": a["state"], "terminals": np.zeros(T, bool),
+                "timeouts": np.roll(starts, -1), "episode_starts": starts}
+    for seed in (0, 1):
+        data.write(tmp_path / f"raw{seed}.h5", arrays(seed), SPEC, "raw", quality="medium", seed=seed)
+    team = data.mask(tmp_path / "raw0.h5", tmp_path / "team0.h5")
+    truth = GroundTruthReward(read_ground_truth(tmp_path / "raw0.h5", team), "cpu")
+    idx = torch.tensor([3, 0, 49, 3])
+    assert np.array_equal(truth.assign({"index": idx}).numpy(), arrays(0)["individual_rewards"][idx.numpy()])
+    with pytest.raises(DatasetError, match="raw1.h5"):
+        read_ground_truth(tmp_path / "raw1.h5", team)
+
+
+# ---- variants, resume, options -----------------------------------------------------------------------
+
+def test_fully_connected_graph_has_no_masks_and_fixed_graph_is_one_graph_per_agent():
+    arrays = synthetic(512, seed=0)
+    full = train(CausalRewardModel(SPEC, {**SMALL, "graph": "full"}, "cpu", seed=0), arrays, updates=3)
+    assert full.psi_g is None
+    s_to_r, a_to_r = full.mask_snapshot(team_batch(arrays))
+    assert (s_to_r == 1).all() and (a_to_r == 1).all()
+    assert full.mask_densities(team_batch(arrays)) == {"causal/rho_sr": 1.0, "causal/rho_ar": 1.0}
+
+    fixed = train(CausalRewardModel(SPEC, {**SMALL, "graph": "fixed"}, "cpu", seed=0), arrays, updates=20)
+    first, second = fixed.mask_snapshot(team_batch(arrays, slice(0, 256))), fixed.mask_snapshot(team_batch(arrays, slice(256, 512)))
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    dynamic = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=20)
+    first, second = dynamic.mask_snapshot(team_batch(arrays, slice(0, 256))), dynamic.mask_snapshot(team_batch(arrays, slice(256, 512)))
+    assert not np.array_equal(first[0], second[0])
+
+
+def test_without_h_clipping_the_probabilities_are_the_masks():
+    arrays = synthetic(256, seed=0)
+    clipped = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=5)
+    soft = CausalRewardModel(SPEC, {**SMALL, "clip_h": False}, "cpu", seed=0)
+    soft.load_state_dict(clipped.state_dict())
+    batch = team_batch(arrays)
+    x = torch.cat([batch["state"], batch["actions"].flatten(1)], 1)
+    with torch.no_grad():
+        p, _ = soft.probabilities(x)
+        expected = soft.psi_r(p * x).squeeze(-1).t()
+    assert torch.allclose(soft.assign(batch), expected)
+    assert not torch.allclose(clipped.assign(batch), expected)
+
+
+def test_resuming_from_state_dict_continues_exactly():
+    arrays = synthetic(1024, seed=0)
+    model = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=5)
+    saved = io.BytesIO()
+    torch.save(model.state_dict(), saved)   # as the training loop's checkpoint does
+    train(model, arrays, updates=3, seed=7)
+    resumed = CausalRewardModel(SPEC, SMALL, "cpu", seed=123)   # another seed: everything must come from the checkpoint
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=False))
+    train(resumed, arrays, updates=3, seed=7)
+    batch = team_batch(arrays)
+    assert torch.equal(model.assign(batch), resumed.assign(batch))
+
+
+def test_pretrain_paradigm_trains_first_then_stays_frozen():
+    arrays = synthetic(1024, seed=0)
+    g = np.random.default_rng(0)
+    model = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain", "pretrain_updates": 4}, "cpu", seed=0)
+    stats = model.pretrain(lambda: team_batch(arrays, g.integers(0, 1024, 128)))
+    assert model.n_updates == 4 and model.frozen and "causal/loss" in stats
+    before = model.assign(team_batch(arrays))
+    assert model.update(team_batch(arrays)) == {}
+    assert torch.equal(model.assign(team_batch(arrays)), before)
+
+
+def test_updates_per_step_defaults_to_one_per_agent():
+    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    model.update(team_batch(synthetic(64, seed=0)))
+    assert model.updates_per_step == N and model.n_updates == N
+
+
+@pytest.mark.parametrize("hp, field", [({"graph": "dense"}, "causal.graph"), ({"lamda1": 0.1}, "causal.lamda1"),
+                                       ({"h": -0.1}, "causal.h"), ({"paradigm": "pretrain"}, "causal.pretrain_updates")])
+def test_bad_options_name_the_field(hp, field):
+    with pytest.raises(ConfigError) as err:
+        CausalRewardModel(SPEC, hp, "cpu", seed=0)
+    assert err.value.field == field
