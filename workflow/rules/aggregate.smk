@@ -3,7 +3,8 @@
 # from the `tables:` section of the config and the tier (envs, qualities, train_seeds), so every
 # named target (table1, table2, ablations, figures, report) asks for exactly the runs it needs.
 # Errors in `tables:` (an algorithm not in `algorithms:`, ...) surface when a target needs that
-# table, before any job starts.
+# table, before any job starts. The aggregate rules are light: local (`localrules`), conda env
+# envs/analysis.yaml; the report rule runs Snakemake itself, so it has no conda env.
 import os
 
 from maccabench.aggregate import spec as tables_spec
@@ -87,6 +88,8 @@ rule aggregate_table:
         job=lambda w: job_json(table_of(w.table).to_job()),
         caption=lambda w: table_of(w.table).caption(),
         folder=TABLES,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{table}}.log",
     shell:
@@ -115,6 +118,8 @@ rule aggregate_vs_paper:
             f"datasets, references and seeds; they are shown for orientation and used nowhere else."
         ),
         folder=TABLES,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{table}}_vs_paper.log",
     shell:
@@ -144,6 +149,8 @@ rule aggregate_curves:
                if table_of(w.table).kind in ("sweep", "variants") else "One panel per environment and dataset quality.")
         ),
         folder=FIGURES,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         f"{RESULTS}/logs/aggregate/curves_{{table}}.log",
     shell:
@@ -181,6 +188,8 @@ rule aggregate_masks:
             "black lines separate the agents' blocks."
         ),
         folder=FIGURES,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         f"{RESULTS}/logs/aggregate/figure4_masks.log",
     shell:
@@ -211,6 +220,8 @@ rule aggregate_recovery_scatter:
             f"agents, x) against the run's score (y). Tier {config['tier']}. The paper reports no such measure."
         ),
         folder=FIGURES,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         f"{RESULTS}/logs/aggregate/recovery_scatter.log",
     shell:

@@ -74,14 +74,19 @@ def cmd_masks(args):
 
 def cmd_status(args):
     cfg = _cfg(args)
-    for t in spec.tables(cfg, active_only=False):
+    for name in spec.table_names(cfg):
+        try:
+            t = spec.resolve(cfg, name)
+        except MaccabenchError as e:
+            print(f"{name}: cannot be built: {e}")
+            continue
         if not t.active:
-            print(f"{t.name}: no rows in tier {t.tier} ({t.inactive_reason})")
+            print(f"{name}: no rows in tier {t.tier} ({t.inactive_reason})")
             continue
         keys = t.runs()
         done = [k for k in keys if (k.folder(t.results) / "final.json").exists()]
-        print(f"{t.name}: {len(done)}/{len(keys)} runs finished ({t.kind}, {len(t.rows)} rows)")
-        if args.verbose and len(done) < len(keys):
+        print(f"{name}: {len(done)}/{len(keys)} runs finished ({t.kind}, {len(t.rows)} rows)")
+        if args.verbose:
             for k in keys:
                 if k not in done:
                     print(f"   missing {k}")
