@@ -258,7 +258,12 @@ def test_recovery_table(small_cfg):
     t = spec.resolve(small_cfg, "recovery")
     for k in t.runs():
         F.write_run(small_cfg, k.env, k.quality, k.algo, k.seed, 1.0, recovery=0.2 * (k.seed + 1))
+    # a model whose r_hat is constant has undefined correlations (None): that seed is left out
+    (F.results_dir(small_cfg) / "runs/cn/medium/macca-cql/seed2/reward_recovery.json").write_text(json.dumps(
+        {"pearson": {"per_agent": [None, None, None], "mean": None}, "spearman": {"per_agent": [None] * 3, "mean": None},
+         "n_samples": 500}))
     df = tables.build(t).long.set_index(["quality", "algo"])
+    assert df.at[("medium", "macca-cql"), "pearson_mean"] == pytest.approx(0.3)        # seeds 0, 1: 0.2, 0.4
     assert df.at[("expert", "macca-omar"), "pearson_mean"] == pytest.approx(0.4)
     assert df.at[("expert", "macca-omar"), "spearman_mean"] == pytest.approx(0.35)
     assert df.at[("expert", "macca-omar"), "pearson_per_agent"] == "0.300 0.400 0.500"

@@ -169,7 +169,8 @@ def recovery_scatter(table: Table, png: str | Path) -> list[Path]:
     runs, missing = load_table_runs(table)
     if not runs:
         raise MaccabenchError(f"table {table.name}: no finished runs to plot")
-    rows = [{"Pearson r (mean over agents)": float(r.recovery["pearson"]["mean"]), "score": r.score,
+    rows = [{"Pearson r (mean over agents)": np.nan if r.recovery["pearson"]["mean"] is None else float(r.recovery["pearson"]["mean"]),
+             "score": r.score,
              "env": table.label(k.env), "quality": k.quality, "algorithm": table.label(k.algo)}
             for k, r in runs.items()]
     df = pd.DataFrame(rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html as htmllib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,11 +260,15 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
             row = {"env": env, "quality": q, "algo": algo, "n_seeds": len(keys),
                    "seeds": ",".join(str(k.seed) for k in keys), "runs": _provenance(table, keys)}
             for corr in ("pearson", "spearman"):
-                v = np.array([float(runs[k].recovery[corr]["mean"]) for k in keys])
-                row[f"{corr}_mean"], row[f"{corr}_std"] = stats.mean_std(v)
+                # a correlation is None where a reward was constant (undefined); such seeds are left out
+                v = np.array([_num(runs[k].recovery[corr]["mean"]) for k in keys])
+                row[f"{corr}_mean"], row[f"{corr}_std"] = stats.mean_std(v[~np.isnan(v)])
                 per_agent = [runs[k].recovery[corr].get("per_agent") for k in keys]
-                if per_agent and all(isinstance(p, list) for p in per_agent):
-                    row[f"{corr}_per_agent"] = " ".join(fmt(x, ".3f") for x in np.mean(per_agent, axis=0))
+                if per_agent and all(isinstance(p, list) for p in per_agent) and len({len(p) for p in per_agent}) == 1:
+                    with warnings.catch_warnings():   # an agent whose correlation is undefined in every seed
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        means = np.nanmean(np.array([[_num(x) for x in p] for p in per_agent]), axis=0)
+                    row[f"{corr}_per_agent"] = " ".join(fmt(float(x), ".3f") for x in means)
             row["n_samples"] = int(sum(runs[k].recovery.get("n_samples", 0) for k in keys))
             long.append(row)
     df = pd.DataFrame(long)
@@ -281,6 +286,10 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
     notes = ["Correlations are computed on the RAW dataset (which keeps the individual rewards) after training; "
              "training itself reads only team rewards. The paper reports no such measure."]
     return Built(table, df, sections, notes=notes)
+
+
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def _variant_values(table: Table, runs: dict[RunKey, Run], algo: str, measure: str, at: float | None):
