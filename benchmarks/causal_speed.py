@@ -18,6 +18,7 @@ Anchor: the authors' code, 4.3 training steps/s on the 2-core development machin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,25 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from updates_per_second import CN, measure, random_batch  # noqa: E402  (same shapes and batches)
+from updates_per_second import CN, random_batch  # noqa: E402  (same shapes and batches)
 
 from maccabench.causal import CausalRewardModel  # noqa: E402
 
 AUTHORS_STEPS_PER_S = 4.3
+
+
+def measure(step, seconds: float, sync) -> tuple[float, float, int]:
+    """(steps per wall second, CPU milliseconds per step, steps). With one thread the CPU time is
+    what the step costs on an idle core, also when other jobs share the machine."""
+    for _ in range(3):
+        step()
+    sync()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    sync()
+    return n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / n, n
 
 
 def forward_flops(model: CausalRewardModel, batch_size: int, shared_first_layer: bool = True) -> float:
@@ -87,8 +102,9 @@ def main():
 
     print(f"CN shapes (N=3, S=54, joint action 15), batch {args.batch}, {args.threads} threads, "
           f"device {dev}, torch {torch.__version__}" + (f", with backbone {args.backbone}" if backbone else ""))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (steps/s suffer when other jobs run)")
     print(f"{'precision':<10}{'upd/step':>9}{'steps/s':>9}{'ms/step':>9}{'GFLOP/step':>11}{'GFLOP/s':>9}"
-          f"{'vs authors':>11}{'steps':>7}")
+          f"{'vs authors':>11}{'CPU ms/step':>12}{'steps':>7}")
     for upd in args.updates_per_step:
         for precision in args.precision:
             model = CausalRewardModel(CN, {"precision": precision, "updates_per_step": upd}, dev, seed=0)
@@ -99,10 +115,10 @@ def main():
                 if backbone is not None:
                     backbone.update(batch)
 
-            sps, n = measure(step, args.seconds, sync)
+            sps, cpu_ms, n = measure(step, args.seconds, sync)
             gflop = step_flops(model, args.batch) / 1e9
             print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{gflop:>11.2f}"
-                  f"{gflop * sps:>9.0f}{sps / AUTHORS_STEPS_PER_S:>10.1f}x{n:>7}")
+                  f"{gflop * sps:>9.0f}{sps / AUTHORS_STEPS_PER_S:>10.1f}x{cpu_ms:>12.1f}{n:>7}")
     ref = authors_step_flops(CausalRewardModel(CN, {}, "cpu", seed=0), args.batch) / 1e9
     print(f"reference: the authors' code, {AUTHORS_STEPS_PER_S} steps/s on the 2-core development machine "
           f"({ref:.1f} GFLOP/step, {ref * AUTHORS_STEPS_PER_S:.0f} GFLOP/s, causal model only); "

@@ -9,9 +9,11 @@ import io
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from maccabench import data
-from maccabench.causal import CausalRewardModel, GroundTruthReward, read_ground_truth, reward_recovery
+from maccabench.causal import (CausalRewardModel, GroundTruthReward, read_ground_truth, recovery_of_run,
+                               reward_recovery)
 from maccabench.envs.base import EnvSpec
 from maccabench.errors import ConfigError, DatasetError
 
@@ -198,6 +200,42 @@ def test_ground_truth_comes_only_from_the_raw_file_the_team_file_was_made_from(t
         read_ground_truth(tmp_path / "raw1.h5", team)
 
 
+def test_recovery_of_a_run_rebuilds_its_model_from_config_and_checkpoint(tmp_path, cfg):
+    from maccabench import config as C
+    from maccabench.envs import spec_of
+    entry = C.env_entry(cfg, "cn")
+    spec = spec_of(entry)
+    T, g = 200, np.random.default_rng(0)
+    starts = np.zeros(T, bool)
+    starts[::25] = True
+
+    def arrays(seed):
+        r = np.random.default_rng(seed)
+        obs = r.standard_normal((T, spec.n_agents, spec.obs_dim)).astype(np.float32)
+        ind = r.standard_normal((T, spec.n_agents)).astype(np.float32)
+        return {"obs": obs, "next_obs": obs, "state": obs.reshape(T, -1), "next_state": obs.reshape(T, -1),
+                "actions": r.uniform(-1, 1, (T, spec.n_agents, spec.action_dim)).astype(np.float32),
+                "terminals": np.zeros(T, bool), "timeouts": np.roll(starts, -1), "episode_starts": starts,
+                "individual_rewards": ind, "team_rewards": ind.sum(1)}
+    for seed in (0, 1):
+        data.write(tmp_path / f"raw{seed}.h5", arrays(seed), spec, "raw", quality="expert", seed=seed)
+    team = data.mask(tmp_path / "raw0.h5", tmp_path / "team.h5")
+    model = CausalRewardModel(spec, SMALL, "cpu", seed=0)
+    tensors = {k: torch.as_tensor(team.arrays[k]) for k in ("state", "actions", "team_rewards")}
+    for _ in range(3):
+        model.update({k: v[torch.as_tensor(g.integers(0, T, 64))] for k, v in tensors.items()})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"env": entry, "dataset": str(tmp_path / "team.h5"), "rewards": "causal",
+                                                     "rewards_hp": SMALL, "seed": 0}))
+    torch.save({"assigner": model.state_dict()}, run / "ckpt.pt")
+    recovered = recovery_of_run(run, tmp_path / "raw0.h5")
+    assert recovered == reward_recovery(model, data.read(tmp_path / "raw0.h5"))
+    assert recovered["team_reward"]["pearson"]["mean"] > 0.4   # R = sum of 3 independent r_i: about 0.58
+    with pytest.raises(DatasetError, match="raw1.h5"):
+        recovery_of_run(run, tmp_path / "raw1.h5")
+
+
 # ---- variants, resume, options -----------------------------------------------------------------------
 
 def test_fully_connected_graph_has_no_masks_and_fixed_graph_is_one_graph_per_agent():
@@ -247,12 +285,19 @@ def test_resuming_from_state_dict_continues_exactly():
 def test_pretrain_paradigm_trains_first_then_stays_frozen():
     arrays = synthetic(1024, seed=0)
     g = np.random.default_rng(0)
+    sample = lambda: team_batch(arrays, g.integers(0, 1024, 128))
     model = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain", "pretrain_updates": 4}, "cpu", seed=0)
-    stats = model.pretrain(lambda: team_batch(arrays, g.integers(0, 1024, 128)))
+    stats = model.pretrain(sample)
     assert model.n_updates == 4 and model.frozen and "causal/loss" in stats
     before = model.assign(team_batch(arrays))
     assert model.update(team_batch(arrays)) == {}
     assert torch.equal(model.assign(team_batch(arrays)), before)
+    # pretrain_updates 0: as many causal updates as the alternating run would make
+    matched = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain"}, "cpu", seed=0)
+    with pytest.raises(ConfigError, match="pretrain_updates"):
+        matched.pretrain(sample)
+    matched.pretrain(sample, planned_steps=2)
+    assert matched.n_updates == 2 * N and matched.frozen
 
 
 def test_updates_per_step_defaults_to_one_per_agent():
@@ -262,7 +307,7 @@ def test_updates_per_step_defaults_to_one_per_agent():
 
 
 @pytest.mark.parametrize("hp, field", [({"graph": "dense"}, "causal.graph"), ({"lamda1": 0.1}, "causal.lamda1"),
-                                       ({"h": -0.1}, "causal.h"), ({"paradigm": "pretrain"}, "causal.pretrain_updates")])
+                                       ({"h": -0.1}, "causal.h"), ({"precision": "fp16"}, "causal.precision")])
 def test_bad_options_name_the_field(hp, field):
     with pytest.raises(ConfigError) as err:
         CausalRewardModel(SPEC, hp, "cpu", seed=0)

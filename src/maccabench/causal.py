@@ -50,7 +50,7 @@ from torch.nn import functional as F
 from .algos.common import hp_field, parse_hp
 from .data import Dataset, read
 from .envs.base import EnvSpec
-from .errors import ConfigError, DatasetError
+from .errors import ConfigError, DatasetError, MaccabenchError
 
 @dataclass(frozen=True)
 class CausalConfig:
@@ -66,7 +66,8 @@ class CausalConfig:
     layers: int = hp_field(3, min=1, doc="hidden layers of psi_r and psi_g (appendix H.2)")
     updates_per_step: int = hp_field(0, min=0, doc="causal updates per training step; 0 = one per agent (Algorithm 1)")
     paradigm: str = hp_field("alternate", doc="alternate (Algorithm 1, TCPA) | pretrain (causal model first, TCB)")
-    pretrain_updates: int = hp_field(0, min=0, doc="causal-only updates before the policy starts (paradigm: pretrain)")
+    pretrain_updates: int = hp_field(0, min=0, doc="causal-only updates before the policy starts (paradigm: pretrain); "
+                                     "0 = as many as the alternating run makes (its training steps x updates_per_step)")
     precision: str = hp_field("fp32", doc="fp32 | bf16 (autocast of the matrix products)")
     temperature: float = hp_field(0.5, min=1e-3, doc="of the relaxed Bernoulli mask samples used in training")
     fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
@@ -76,9 +77,6 @@ class CausalConfig:
                               ("precision", ("fp32", "bf16"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"causal.{name}", f"{getattr(self, name)!r} is not allowed", f"use one of {', '.join(allowed)}")
-        if self.paradigm == "pretrain" and self.pretrain_updates < 1:
-            raise ConfigError("causal.pretrain_updates", "must be >= 1 with `paradigm: pretrain`",
-                              "set how many causal updates run before the policy starts")
 
 
 class IdMLP(nn.Module):
@@ -143,6 +141,7 @@ class CausalRewardModel:
         self.real_dims[self.d_s:] = torch.as_tensor(spec.action_mask()).reshape(-1)
         self.fixed_probs = torch.full((self.n, self.d_in), float("nan"), device=self.device)  # graph: fixed
         self.n_updates = 0
+        self.pretrain_target = self.cfg.pretrain_updates   # set from the run's length when 0 (see pretrain)
         self.gen = torch.Generator(device=self.device).manual_seed(seed)  # mask samples in training
         self.opt = torch.optim.Adam(self.nets.parameters(), lr=self.cfg.lr)
 
@@ -191,12 +190,14 @@ class CausalRewardModel:
     # ---- RewardAssigner protocol --------------------------------------------------------------------
     @property
     def frozen(self) -> bool:
-        return self.cfg.paradigm == "pretrain" and self.n_updates >= self.cfg.pretrain_updates
+        return self.cfg.paradigm == "pretrain" and self.pretrain_target > 0 and self.n_updates >= self.pretrain_target
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """`updates_per_step` gradient steps of L_m on this batch (reads state, actions, team_rewards)."""
         if self.frozen:
             return {}
+        if self.cfg.paradigm == "pretrain":
+            raise RuntimeError("paradigm pretrain: call pretrain() before the first update")
         x = joint_inputs(batch)
         target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
         for k in range(self.updates_per_step):
@@ -236,25 +237,34 @@ class CausalRewardModel:
         with self._autocast():
             return self.rewards(x, *self.probabilities(x))
 
-    def pretrain(self, sample_batch: Callable[[], dict[str, torch.Tensor]]) -> dict[str, float]:
-        """paradigm pretrain: causal-only updates until `pretrain_updates`, then frozen (resumable)."""
+    def pretrain(self, sample_batch: Callable[[], dict[str, torch.Tensor]], planned_steps: int | None = None) -> dict[str, float]:
+        """paradigm pretrain (Table 11, "causal model first"): causal-only updates on fresh batches
+        until `pretrain_updates` (0: planned_steps x updates_per_step, the alternating run's count),
+        then frozen. A no-op for paradigm alternate or once done (resume)."""
+        if self.cfg.paradigm != "pretrain":
+            return {}
+        if self.pretrain_target == 0:
+            if not planned_steps:
+                raise ConfigError("causal.pretrain_updates", "is 0 (match the run's length) but the run's length is unknown",
+                                  "set pretrain_updates, or call pretrain(sample_batch, planned_steps=<training steps>)")
+            self.pretrain_target = planned_steps * self.updates_per_step
         out: dict[str, float] = {}
-        while self.cfg.paradigm == "pretrain" and not self.frozen:
+        while not self.frozen:
             batch = sample_batch()
-            x = joint_inputs(batch)
             target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
-            out = self._step(x, target)
+            out = self._step(joint_inputs(batch), target)
         return out
 
     def state_dict(self) -> dict:
         return {"nets": self.nets.state_dict(), "opt": self.opt.state_dict(), "fixed_probs": self.fixed_probs.clone(),
-                "n_updates": self.n_updates, "gen": self.gen.get_state(), "cfg": dataclasses.asdict(self.cfg)}
+                "n_updates": self.n_updates, "pretrain_target": self.pretrain_target, "gen": self.gen.get_state(), "cfg": dataclasses.asdict(self.cfg)}
 
     def load_state_dict(self, d: dict) -> None:
         self.nets.load_state_dict(d["nets"])
         self.opt.load_state_dict(d["opt"])
         self.fixed_probs.copy_(d["fixed_probs"])
         self.n_updates = int(d["n_updates"])
+        self.pretrain_target = int(d["pretrain_target"])
         self.gen.set_state(d["gen"])
 
     # ---- diagnostics --------------------------------------------------------------------------------
@@ -329,19 +339,48 @@ def _correlations(pred: np.ndarray, true: np.ndarray, rank: bool) -> dict:
 
 @torch.no_grad()
 def reward_recovery(model, raw: Dataset, batch_size: int = 8192) -> dict:
-    """Correlation of r_hat^i with the hidden individual reward r^i over a raw dataset.
+    """Correlation of r_hat^i with the hidden individual reward r^i over a raw dataset, and, for
+    scale, that of the team reward itself (what every agent gets without credit assignment).
 
     The model sees only the joint state and actions; the individual rewards stay here."""
     if raw.kind != "raw":
         raise DatasetError(raw.path, "is not a raw dataset; reward recovery needs the hidden individual rewards",
                            "pass the datasets/raw/... file")
-    dev = model.device
     pred = []
     for start in range(0, len(raw), batch_size):
         sl = slice(start, start + batch_size)
-        batch = {k: torch.as_tensor(raw.arrays[k][sl], dtype=torch.float32, device=dev) for k in ("state", "actions")}
+        batch = {k: torch.as_tensor(raw.arrays[k][sl], dtype=torch.float32, device=model.device) for k in ("state", "actions")}
         pred.append(model.assign(batch).cpu().numpy())
     pred = np.concatenate(pred)
     true = raw.arrays["individual_rewards"]
+    team = np.repeat(raw.arrays["team_rewards"][:, None], true.shape[1], axis=1)
     return {"pearson": _correlations(pred, true, rank=False), "spearman": _correlations(pred, true, rank=True),
-            "n_samples": int(len(true))}
+            "n_samples": int(len(true)),
+            "team_reward": {"pearson": _correlations(team, true, rank=False),
+                            "spearman": _correlations(team, true, rank=True)}}
+
+
+def recovery_of_run(run_dir, raw_path) -> dict:
+    """reward_recovery of a finished run: its reward assigner rebuilt from the run's config.yaml and
+    ckpt.pt, evaluated on the raw dataset its team file was masked from (checked by checksum)."""
+    import yaml
+    from pathlib import Path
+
+    from .envs import spec_of
+    from .rewards import RewardContext, make_assigner
+    run_dir = Path(run_dir)
+    job = yaml.safe_load((run_dir / "config.yaml").read_text())
+    spec = spec_of(job["env"])
+    team = read(job["dataset"], kind="team", spec=spec)
+    raw = read(raw_path, kind="raw", spec=spec)
+    if team.attrs.get("source_checksum") != raw.attrs["checksum"]:
+        raise DatasetError(raw_path, f"is not the raw file that {team.path} was made from (checksum differs)",
+                           "pass the matching datasets/raw/... file")
+    device = torch.device("cpu")
+    assigner = make_assigner(job["rewards"], RewardContext(spec, job["rewards_hp"], device, job["seed"], team,
+                                                           job.get("raw_dataset")))
+    if not hasattr(assigner, "mask_snapshot"):
+        raise MaccabenchError(f"run {run_dir} uses reward assigner {job['rewards']!r}, which does not infer rewards "
+                              "from states and actions. Fix: compute reward recovery for MACCA runs only")
+    assigner.load_state_dict(torch.load(run_dir / "ckpt.pt", map_location=device, weights_only=False)["assigner"])
+    return reward_recovery(assigner, raw)
