@@ -76,3 +76,34 @@ def test_killed_behaviour_job_leaves_no_finished_output(tmp_path):
     p.wait()
     finished = [f.name for f in out.glob("*") if not f.name.endswith(".partial")] if out.exists() else []
     assert finished == []
+
+
+def test_killed_behaviour_job_resumes_to_the_same_result(tmp_path, cfg):
+    """SIGKILL after the first resume point, rerun: the learning curve, returns and policies equal
+    those of an uninterrupted run (what a SLURM retry after preemption relies on)."""
+    import pandas as pd
+    import torch
+    cfg["tier"] = "smoke"
+    job = C.behavior_job(cfg, "cn", 0)
+    job["env_steps"], job["behavior"]["checkpoint_every_s"] = 3000, 0
+    cmd = lambda out: [sys.executable, "-m", "maccabench", "behavior", "--env", "cn", "--job", json.dumps(job),
+                       "--out", str(out), "--no-progress"]
+    subprocess.run(cmd(tmp_path / "whole"), cwd=ROOT, check=True, capture_output=True)
+    p = subprocess.Popen(cmd(tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "killed/resume.pt").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert (tmp_path / "killed/resume.pt").exists() and not (tmp_path / "killed/summary.json").exists()
+    r = subprocess.run(cmd(tmp_path / "killed"), cwd=ROOT, check=True, capture_output=True, text=True)
+    assert "resumed from" in r.stdout
+    a, b = (pd.read_csv(tmp_path / d / "curve.csv").drop(columns="wall_s") for d in ("whole", "killed"))
+    pd.testing.assert_frame_equal(a, b)
+    sa, sb = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "killed"))
+    assert sa["checkpoint_return"] == sb["checkpoint_return"] and sa["S_expert"] == sb["S_expert"]
+    pa, pb = (torch.load(tmp_path / d / "policies.pt", weights_only=False) for d in ("whole", "killed"))
+    for q in pa["actors"]:
+        for k in pa["actors"][q]:
+            assert torch.equal(pa["actors"][q][k], pb["actors"][q][k])
+    assert not (tmp_path / "killed/resume.pt").exists()

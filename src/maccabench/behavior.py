@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -53,6 +54,18 @@ class MATD3:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=hp["actor_lr"])
         self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=hp["critic_lr"])
         self.updates = 0
+
+    def state_dict(self) -> dict:
+        nets = {k: getattr(self, k).state_dict() for k in ("actor", "q1", "q2", "actor_t", "q1_t", "q2_t",
+                                                           "actor_opt", "critic_opt")}
+        return {**nets, "updates": self.updates}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, v in d.items():
+            if k == "updates":
+                self.updates = v
+            else:
+                getattr(self, k).load_state_dict(v)
 
     def _pi(self, actor, obs):              # obs [B, N, O] -> actions [B, N, A]
         return (actor(obs.transpose(0, 1)) * self.mask_t[:, None]).transpose(0, 1)
@@ -113,6 +126,10 @@ class Replay:
             getattr(self, name)[sl] = v
         self.size += k
 
+    def columns(self) -> dict:
+        return {name: getattr(self, name)[: self.size].copy() for name in
+                ("obs", "next_obs", "actions", "rewards", "terminals", "timeouts", "episode_ids", "env_step")}
+
     def sample(self, rng: np.random.Generator, batch: int) -> dict:
         idx = rng.integers(0, self.size, batch)
         t = lambda a: torch.as_tensor(a[idx])
@@ -170,12 +187,43 @@ def train(job: dict, out_dir: str | Path, progress: bool = True) -> dict:
             print(f"env_steps={steps} updates={learner.updates} return={r.mean():.2f} wall_s={curve[-1]['wall_s']}",
                   flush=True)
 
-    t0 = time.time()
-    obs = game.reset([seed * 7919 + k for k in range(K)])
-    episode_ids = np.arange(K)
-    next_episode = K
-    steps, due_updates, env_time, update_time = 0, 0.0, 0.0, 0.0
-    snapshot(0)
+    # Resume point: taken right after every env has reset (MPE episodes are synchronised), so a
+    # resumed run re-creates the exact env states from their seeds and ends as an uninterrupted one.
+    resume_path = out_dir / "resume.pt"
+    job_key = json.dumps(job, sort_keys=True)
+    saved = torch.load(resume_path, weights_only=False) if resume_path.exists() else None
+    if saved is not None and saved["job"] != job_key:
+        print(f"{resume_path}: made by a different job; starting over", flush=True)
+        saved = None
+    if saved is None:
+        t0 = time.time()
+        obs = game.reset([seed * 7919 + k for k in range(K)])
+        episode_ids = np.arange(K)
+        next_episode = K
+        steps, due_updates, env_time, update_time = 0, 0.0, 0.0, 0.0
+        snapshot(0)
+    else:
+        learner.load_state_dict(saved["learner"])
+        buf.add(**saved["buffer"])
+        checkpoints[:], curve[:] = saved["checkpoints"], saved["curve"]
+        steps, due_updates, env_time, update_time = saved["steps"], saved["due_updates"], saved["env_time"], saved["update_time"]
+        episode_ids, next_episode = saved["episode_ids"], saved["next_episode"]
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        t0 = time.time() - saved["wall_s"]
+        obs = np.stack([game.reset_one(k, seed * 7919 + int(e)) for k, e in enumerate(episode_ids)])
+        print(f"resumed from {resume_path} at env_steps={steps}", flush=True)
+    last_save = time.time()
+
+    def save_resume_point():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state = {"job": job_key, "learner": learner.state_dict(), "buffer": buf.columns(), "checkpoints": checkpoints,
+                 "curve": curve, "steps": steps, "due_updates": due_updates, "env_time": env_time,
+                 "update_time": update_time, "episode_ids": episode_ids.copy(), "next_episode": next_episode,
+                 "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "wall_s": time.time() - t0}
+        with atomic_path(resume_path) as tmp:
+            torch.save(state, tmp)
+
     from tqdm import tqdm
     bar = tqdm(total=total, desc=f"behaviour {entry['name']}", unit="step", disable=not progress, mininterval=5)
     while steps < total:
@@ -206,6 +254,9 @@ def train(job: dict, out_dir: str | Path, progress: bool = True) -> dict:
             update_time += time.time() - tu
         if steps // job["eval_every"] > prev // job["eval_every"] or steps >= total:
             snapshot(steps)
+            if (term | trunc).all() and steps < total and time.time() - last_save >= hp["checkpoint_every_s"]:
+                save_resume_point()
+                last_save = time.time()
     bar.close()
     train_wall = time.time() - t0
 
@@ -264,6 +315,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True) -> dict:
     with atomic_path(out_dir / "policies.pt") as tmp:
         torch.save(torch_save, tmp)
     write_json(out_dir / "summary.json", summary)   # written last: its presence means the folder is whole
+    resume_path.unlink(missing_ok=True)
     return summary
 
 
