@@ -153,11 +153,12 @@ def _team_episodes_upto(buf: Replay, upto_step: int, team_idx: list[int], obs_di
             "terminals": buf.terminals[sel], "timeouts": buf.timeouts[sel], "episode_starts": starts}
 
 
-def train(job: dict, out_dir: str | Path, progress: bool = True) -> dict:
+def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | None = None) -> dict:
     """Run MATD3 for the job made by config.behavior_job and write the folder described above."""
     out_dir = Path(out_dir)
     entry, hp, seed = job["env"], job["behavior"], job["seed"]
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if threads:  # as many as the scheduler gave the job: oversubscribed torch threads thrash
+        torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     K = hp["num_envs"]
     game = make_game(entry, K)
