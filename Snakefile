@@ -6,6 +6,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/behavior.smk"
 include: "workflow/rules/datasets.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 
 
@@ -18,3 +19,14 @@ rule all:
 rule behavior_policies:
     input:
         expand(f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json", env=TIER["envs"], seed=TIER["dataset_seeds"]),
+
+
+rule runs:
+    input:
+        expand(
+            f"{RESULTS}/runs/{{env}}/{{quality}}/{{algo}}/seed{{seed}}/final.json",
+            env=TIER["envs"],
+            quality=TIER["qualities"],
+            algo=TIER["algos"],
+            seed=TIER["train_seeds"],
+        ),

@@ -35,7 +35,7 @@ def cmd_suites(args):
 def cmd_behavior(args):
     from .behavior import train
     job = _job(args, lambda cfg: C.behavior_job(cfg, args.env, args.seed))
-    summary = train(job, args.out, progress=not args.no_progress)
+    summary = train(job, args.out, progress=not args.no_progress, threads=args.threads)
     print(json.dumps({k: v for k, v in summary.items() if k != "versions"}, indent=1))
 
 
@@ -64,6 +64,20 @@ def cmd_inspect(args):
               f"S_random={ds.attrs.get('S_random'):.2f} S_expert={ds.attrs.get('S_expert'):.2f} checksum=ok")
 
 
+def cmd_train(args):
+    from .train import train
+    cfg = None
+    if args.job:
+        job = json.loads(args.job)
+    else:
+        cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
+        job = C.train_job(cfg, args.env, args.quality, args.algo, args.seed)
+    out = args.out or C.run_dir(cfg or C.load(args.config, {"tier": job["tier"]}), job["env"]["name"],
+                                job["quality"], job["algo"], job["seed"])
+    final = train(job, out, progress=not args.no_progress, threads=args.threads)
+    print(json.dumps({k: v for k, v in final.items() if k != "versions"}, indent=1))
+
+
 def cmd_datasets_summary(args):
     from .summary import datasets_summary
     print(datasets_summary(args.results))
@@ -89,6 +103,7 @@ def main(argv=None):
     sp.add_argument("--env", required=True)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(fn=cmd_behavior)
 
@@ -108,6 +123,16 @@ def main(argv=None):
     sp = sub.add_parser("inspect", help="verify datasets (checksum, spec) and print their statistics")
     sp.add_argument("files", nargs="+")
     sp.set_defaults(fn=cmd_inspect)
+
+    sp = with_job(sub.add_parser("train", help="train one offline algorithm on one dataset (resumes from ckpt.pt)"))
+    sp.add_argument("--env", required=True)
+    sp.add_argument("--quality", required=True, choices=list(C.QUALITIES))
+    sp.add_argument("--algo", required=True, help="a key of `algorithms` in the config")
+    sp.add_argument("--seed", type=int, default=0, help="training seed")
+    sp.add_argument("--out", help="run folder (default: results/<tier>/runs/<env>/<quality>/<algo>/seed<seed>)")
+    sp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    sp.add_argument("--no-progress", action="store_true")
+    sp.set_defaults(fn=cmd_train)
 
     sp = sub.add_parser("datasets-summary", help="table of behaviour/collection figures of a results folder")
     sp.add_argument("results", help="e.g. results/quick")

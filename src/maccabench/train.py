@@ -1,0 +1,267 @@
+"""The one offline training loop, shared by every algorithm.
+
+    for update in 1..U:
+        batch = uniform sample of the team-reward dataset (held in memory, on the device)
+        reward_assigner.update(batch); batch["rewards"] = reward_assigner.assign(batch)
+        backbone.update(batch)
+        every `eval_every` updates (and at 0 and U): evaluate in the real env, write metrics.csv
+        and a checkpoint
+
+Evaluation plays `eval_episodes` deterministic episodes with the team's actors against the frozen
+expert opponents of the behaviour folder (PP, WORLD), on fixed episode seeds, and reports the
+team return exactly as the S_random/S_expert references of the dataset were measured
+(`rollout.evaluate`); normalised score = 100 (S - S_random) / (S_expert - S_random).
+
+Run folder (the contract the aggregation reads):
+  config.yaml   the resolved job, device and threads
+  metrics.csv   one row per evaluation: updates, loop_steps, wall_s, eval/..., losses/..., causal/...
+  ckpt.pt       models, optimisers, RNG states, metrics so far: a rerun resumes from it
+  masks.npz     reward assigners with `mask_snapshot` (MACCA): mask probabilities per evaluation
+  final.json    written last: final and best evaluation, which one tables use, references
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from . import data
+from .algos import ALGOS
+from .algos.common import parse_hp
+from .behavior import load_policies
+from .envs import make_team_env, spec_of
+from .errors import ConfigError
+from .io import atomic_path, versions, write_json
+from .nets import device as default_device
+from .rewards import ASSIGNERS, RewardContext, make_assigner
+from .rollout import evaluate
+
+EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
+PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
+FIXED_COLUMNS = ["updates", "loop_steps", "wall_s", "eval/return_mean", "eval/return_std",
+                 "eval/normalized_score", "eval/win_rate"]
+
+
+class Batches:
+    """A team-reward dataset held in memory as tensors, sampled uniformly with its own generator.
+
+    Batches carry the dataset's arrays plus `index` (rows drawn), `next_actions` and
+    `next_action_valid` (the dataset's action at the next step of the same episode; false at the
+    last step of an episode), for backbones that bootstrap from dataset actions (MA-ICQ)."""
+
+    KEYS = ("obs", "actions", "next_obs", "state", "next_state", "terminals", "team_rewards")
+
+    def __init__(self, ds: data.Dataset, device: torch.device, seed: int):
+        a = ds.arrays
+        T = len(ds)
+        valid = np.zeros(T, bool)
+        valid[:-1] = ~a["episode_starts"][1:] & ~a["terminals"][:-1].astype(bool) & ~a["timeouts"][:-1].astype(bool)
+        next_actions = np.zeros_like(a["actions"])
+        next_actions[:-1] = a["actions"][1:]
+        next_actions[~valid] = 0
+        arrays = {k: a[k] for k in self.KEYS} | {"next_actions": next_actions}
+        self.tensors = {k: torch.as_tensor(np.asarray(v, np.float32), device=device) for k, v in arrays.items()}
+        self.tensors["next_action_valid"] = torch.as_tensor(valid, device=device)
+        self.size, self.device = T, device
+        self.gen = torch.Generator().manual_seed(seed)   # CPU: the same rows on every device
+
+    def take(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        idx = idx.to(self.device)
+        return {k: v[idx] for k, v in self.tensors.items()} | {"index": idx}
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        return self.take(torch.randint(0, self.size, (batch_size,), generator=self.gen))
+
+    def probe(self, n: int, seed: int) -> dict[str, torch.Tensor]:
+        """A fixed batch (same rows for the whole run) for diagnostics such as mask snapshots."""
+        g = torch.Generator().manual_seed(seed)
+        return self.take(torch.randperm(self.size, generator=g)[: min(n, self.size)])
+
+
+def normalized_score(ret: float, s_random: float, s_expert: float) -> float | None:
+    if s_expert == s_random:
+        return None
+    return 100.0 * (ret - s_random) / (s_expert - s_random)
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    extra = [k for k in seen if k not in FIXED_COLUMNS]
+    columns = FIXED_COLUMNS + [k for k in extra if k.startswith("losses/")] + [k for k in extra if not k.startswith("losses/")]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns, restval="")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def _job_digest(job: dict, dataset_checksum: str) -> str:
+    """Identity of a run's inputs: a checkpoint resumes only the very same job on the same data."""
+    return hashlib.sha256((json.dumps(job, sort_keys=True) + dataset_checksum).encode()).hexdigest()
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_job(job: dict) -> None:
+    """Errors a user can act on, before any data is read."""
+    if job["backbone"] not in ALGOS:
+        raise ConfigError(f"algorithms.{job['algo']}.backbone", f"unknown backbone {job['backbone']!r}",
+                          f"use one of {', '.join(ALGOS)}")
+    if job["rewards"] not in ASSIGNERS:
+        raise ConfigError(f"algorithms.{job['algo']}.rewards", f"unknown reward assigner {job['rewards']!r}",
+                          f"use one of {', '.join(ASSIGNERS)}")
+    parse_hp(ALGOS[job["backbone"]].Config, job["backbone_hp"], "backbone_hp")
+    for key in ("updates", "batch_size", "eval_every", "eval_episodes", "loop_steps_per_update"):
+        if not isinstance(job[key], int) or isinstance(job[key], bool) or job[key] < 1:
+            raise ConfigError(key, f"must be a positive integer, got {job[key]!r}", "fix the tier's training settings")
+    if job["table_score"] not in ("final", "best"):
+        raise ConfigError("training.table_score", f"{job['table_score']!r} is not allowed", "use final or best")
+
+
+def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | None = None) -> dict:
+    """Run (or resume, or find finished) the training run of `job` (config.train_job) in `out_dir`;
+    returns the content of final.json."""
+    out = Path(out_dir)
+    if (out / "final.json").exists():
+        return json.loads((out / "final.json").read_text())
+    check_job(job)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = default_device()
+    entry, seed = job["env"], job["seed"]
+    spec = spec_of(entry)
+    ds = data.read(job["dataset"], kind="team", spec=spec)   # a dataset of another env/spec: error naming the file
+    s_random, s_expert = float(ds.attrs["S_random"]), float(ds.attrs["S_expert"])
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    backbone = ALGOS[job["backbone"]](spec, job["backbone_hp"], dev, seed)
+    assigner = make_assigner(job["rewards"], RewardContext(spec, job["rewards_hp"], dev, seed, ds, job.get("raw_dataset")))
+    batches = Batches(ds, dev, seed)
+    probe = batches.probe(job["batch_size"], seed + PROBE_SEED_OFFSET) if hasattr(assigner, "mask_snapshot") else None
+
+    _, others = load_policies(job["behavior"], "expert")
+    eval_env = make_team_env(entry, min(job["eval_episodes"], 10), others)
+
+    digest = _job_digest(job, ds.attrs["checksum"])
+    rows: list[dict] = []
+    snapshots: dict[str, list] = {"updates": [], "s_to_r": [], "a_to_r": []}
+    start, wall_before = 0, 0.0
+    ckpt_path = out / "ckpt.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ckpt["digest"] == digest:
+            backbone.load_state_dict(ckpt["backbone"])
+            assigner.load_state_dict(ckpt["assigner"])
+            batches.gen.set_state(ckpt["sampler"])
+            _set_rng_state(ckpt["rng"])
+            rows, snapshots, start, wall_before = ckpt["rows"], ckpt["snapshots"], ckpt["updates"], ckpt["wall_s"]
+            print(f"resuming from {ckpt_path} at update {start}", flush=True)
+        else:
+            print(f"{ckpt_path} belongs to another job or dataset; starting over", flush=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = {**job, "device": str(dev), "threads": torch.get_num_threads()}
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    t0 = time.time() - wall_before
+    sums: dict[str, object] = {}
+    count = 0
+
+    def evaluate_now(updates: int) -> None:
+        nonlocal sums, count
+        returns = evaluate(eval_env, backbone.act, job["eval_episodes"], seed + EVAL_SEED_OFFSET)
+        row = {"updates": updates, "loop_steps": updates * job["loop_steps_per_update"],
+               "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),
+               "eval/return_std": float(returns.std()),
+               "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert),
+               "eval/win_rate": None}
+        row.update({k: float(v) / count for k, v in sums.items()})
+        rows.append(row)
+        sums, count = {}, 0
+        if probe is not None:
+            s_to_r, a_to_r = assigner.mask_snapshot(probe)
+            snapshots["updates"].append(updates)
+            snapshots["s_to_r"].append(np.asarray(s_to_r))
+            snapshots["a_to_r"].append(np.asarray(a_to_r))
+        write_metrics(out / "metrics.csv", rows)
+        if probe is not None:
+            with atomic_path(out / "masks.npz") as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **{k: np.asarray(v) for k, v in snapshots.items()})
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"digest": digest, "updates": updates, "wall_s": row["wall_s"], "rows": rows,
+                        "snapshots": snapshots, "backbone": backbone.state_dict(),
+                        "assigner": assigner.state_dict(), "sampler": batches.gen.get_state(),
+                        "rng": _rng_state()}, tmp)
+        score = row["eval/normalized_score"]
+        print(f"{job['algo']} {entry['name']}/{job['quality']} seed {seed}: update {updates}/{job['updates']} "
+              f"return {row['eval/return_mean']:.2f} score {score if score is None else round(score, 1)} "
+              f"({row['wall_s']:.0f} s)", flush=True)
+
+    if start == 0 and not rows:
+        if hasattr(assigner, "pretrain"):
+            assigner.pretrain(lambda: batches.sample(job["batch_size"]))
+        evaluate_now(0)
+
+    from tqdm import tqdm
+    bar = tqdm(total=job["updates"], initial=start, desc=f"{job['algo']} {entry['name']}/{job['quality']}",
+               unit="upd", disable=not progress, mininterval=2)
+    for u in range(start + 1, job["updates"] + 1):
+        batch = batches.sample(job["batch_size"])
+        stats = dict(assigner.update(batch))
+        batch["rewards"] = assigner.assign(batch)
+        stats.update(backbone.update(batch))
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
+        count += 1
+        bar.update(1)
+        if u % job["eval_every"] == 0 or u == job["updates"]:
+            evaluate_now(u)
+    bar.close()
+
+    final = _final_json(job, rows, s_random, s_expert, time.time() - t0)
+    write_json(out / "final.json", final)   # last: its presence means the run is finished
+    return final
+
+
+def _final_json(job: dict, rows: list[dict], s_random: float, s_expert: float, wall_s: float) -> dict:
+    metric = job["env"]["metric"]
+    key = {"normalized_score": "eval/normalized_score", "win_rate": "eval/win_rate"}[metric]
+
+    def pick(row: dict) -> dict:
+        return {"updates": row["updates"], "return_mean": row["eval/return_mean"], "return_std": row["eval/return_std"],
+                "normalized_score": row["eval/normalized_score"], "win_rate": row["eval/win_rate"]}
+
+    scored = [r for r in rows if r[key] is not None and not math.isnan(r[key])]
+    best = max(scored, key=lambda r: r[key]) if scored else rows[-1]   # the earliest of equal bests
+    return {"env": job["env"]["name"], "quality": job["quality"], "algo": job["algo"], "seed": job["seed"],
+            "tier": job["tier"], "metric": metric, "final": pick(rows[-1]), "best": pick(best),
+            "table_score": job["table_score"], "S_random": s_random, "S_expert": s_expert,
+            "updates": rows[-1]["updates"], "wall_s": round(wall_s, 2), "versions": versions()}

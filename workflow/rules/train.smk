@@ -1,0 +1,53 @@
+# Offline training: one run per (env, quality, algorithm, training seed). The CLI resumes from
+# ckpt.pt when a previous attempt was killed; ckpt.pt is deliberately not an output, so Snakemake
+# keeps it when it cleans up after a failed or killed job.
+import re
+
+
+wildcard_constraints:
+    algo="|".join(re.escape(a) for a in config["algorithms"]),
+
+
+def train_job(w) -> dict:
+    return mbconfig.train_job(config, w.env, w.quality, w.algo, int(w.seed))
+
+
+def train_inputs(w) -> dict:
+    job = train_job(w)
+    inputs = {"dataset": job["dataset"], "behavior": job["behavior"]}
+    if job["raw_dataset"]:   # ground-truth ablations only
+        inputs["raw"] = job["raw_dataset"]
+    return inputs
+
+
+RUN = f"{RESULTS}/runs/{{env}}/{{quality}}/{{algo}}/seed{{seed}}"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        final=f"{RUN}/final.json",
+        metrics=f"{RUN}/metrics.csv",
+        config=f"{RUN}/config.yaml",
+    params:
+        job=lambda w: job_json(train_job(w)),
+        out=lambda w, output: os.path.dirname(output.final),
+    log:
+        f"{RESULTS}/logs/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        # minutes; a retry after SLURM killed the job (time limit, preemption) asks for more and resumes
+        runtime=lambda w, attempt: {"smoke": 5, "quick": 30, "paper": 240}[config["tier"]] * attempt,
+        mem_mb=lambda w: {"smoke": 1500, "quick": 3000, "paper": 12000}[config["tier"]],
+        cpus_per_task=1,
+        # GPUs per run on a cluster (CUDA is used when present); override with
+        # `--set-resources train:gpu=0` on a cluster without GPUs
+        gpu=lambda w: {"smoke": 0, "quick": 0, "paper": 1}[config["tier"]],
+    shell:
+        "python -m maccabench train --env {wildcards.env} --quality {wildcards.quality} "
+        "--algo {wildcards.algo} --seed {wildcards.seed} --job {params.job:q} --out {params.out} "
+        "--threads {threads} --no-progress > {log} 2>&1"
+
