@@ -17,9 +17,10 @@ rule behavior:
         f"{RESULTS}/benchmarks/behavior/{{env}}/seed{{seed}}.tsv"
     threads: 2
     resources:
-        runtime=lambda w: {"smoke": 10, "quick": 60, "paper": 720}[config["tier"]],
+        # minutes; a retry after SLURM killed the job (time limit, preemption) asks for more
+        runtime=lambda w, attempt: {"smoke": 10, "quick": 60, "paper": 720}[config["tier"]] * attempt,
         mem_mb=lambda w: {"smoke": 2000, "quick": 6000, "paper": 32000}[config["tier"]],
         cpus_per_task=2,
     shell:
         "python -m maccabench behavior --env {wildcards.env} --seed {wildcards.seed} "
-        "--job {params.job:q} --out $(dirname {output.summary}) --no-progress > {log} 2>&1"
+        "--job {params.job:q} --out $(dirname {output.summary}) --threads {threads} --no-progress > {log} 2>&1"

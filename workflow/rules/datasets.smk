@@ -1,5 +1,10 @@
 # Dataset collection (raw: individual rewards) and masking (team: team reward only).
 
+# Masking only rewrites one file: it runs beside Snakemake, not as a cluster job. Collection
+# replays policies for up to 1M steps per dataset (paper tier), so it is a cluster job.
+localrules:
+    mask,
+
 
 def behavior_dir(w):
     return f"{RESULTS}/behavior/{w.env}/seed{w.seed}"
@@ -23,7 +28,7 @@ rule collect:
     benchmark:
         f"{RESULTS}/benchmarks/collect/{{env}}/{{quality}}/seed{{seed}}.tsv"
     resources:
-        runtime=lambda w: {"smoke": 10, "quick": 30, "paper": 240}[config["tier"]],
+        runtime=lambda w, attempt: {"smoke": 10, "quick": 30, "paper": 240}[config["tier"]] * attempt,
         mem_mb=lambda w: {"smoke": 2000, "quick": 4000, "paper": 24000}[config["tier"]],
     shell:
         "python -m maccabench collect --env {wildcards.env} --quality {wildcards.quality} "
