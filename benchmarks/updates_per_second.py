@@ -10,6 +10,7 @@ For scale: the authors' OMAR-based code does about 13 training steps per second 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -34,16 +35,17 @@ def random_batch(spec: EnvSpec, B: int, device, seed: int = 0) -> dict:
     return {k: v.to(device) for k, v in b.items()}
 
 
-def measure(update, seconds: float, sync) -> tuple[float, int]:
+def measure(update, seconds: float, sync) -> tuple[float, float, int]:
+    """(updates per wall-clock second, updates per CPU second of this process, updates run)."""
     for _ in range(3):
         update()
     sync()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         update()
         n += 1
     sync()
-    return n / (time.perf_counter() - t0), n
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0), n
 
 
 def main():
@@ -62,15 +64,19 @@ def main():
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     batch = random_batch(CN, args.batch, dev)
     print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}")
-    print(f"{'algorithm':<12}{'backbone':<10}{'updates/s':>10}{'ms/update':>11}{'updates':>9}")
+    print(f"{'algorithm':<12}{'backbone':<10}{'updates/s':>10}{'ms/update':>11}{'per CPU-s':>11}{'updates':>9}")
     for algo, entry in cfg["algorithms"].items():
         if entry["backbone"] not in ALGOS or entry.get("rewards", "team") != "team":
             continue   # reward models other than the team reward are benchmarked with their own module
         hp = C.backbone_hp(cfg, algo, args.quality)
         backbone = ALGOS[entry["backbone"]](CN, hp, dev, seed=0)
-        ups, n = measure(lambda: backbone.update(batch), args.seconds, sync)
-        print(f"{algo:<12}{entry['backbone']:<10}{ups:>10.1f}{1000 / ups:>11.1f}{n:>9}")
+        ups, per_cpu, n = measure(lambda: backbone.update(batch), args.seconds, sync)
+        print(f"{algo:<12}{entry['backbone']:<10}{ups:>10.1f}{1000 / ups:>11.1f}{per_cpu:>11.1f}{n:>9}")
     print("reference: the authors' OMAR-based code, about 13 training steps/s on this machine")
+    if os.getloadavg()[0] > os.cpu_count():
+        print(f"note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes share them, so "
+              "updates/s is low; `per CPU-s` (updates per second of this process's CPU time) is what an idle "
+              "machine gives with 1 thread")
 
 
 if __name__ == "__main__":

@@ -281,3 +281,13 @@ def test_table4_values_reach_the_job(cfg):
     assert C.train_job(cfg, "cn", "random", "omar", 0)["backbone_hp"]["omar_tau"] == 0.99
     assert C.train_job(cfg, "pp", "medium", "icql", 0)["backbone_hp"]["cql_alpha"] == 0.5
     assert C.train_job(cfg, "pp", "medium-replay", "omar", 0)["backbone_hp"]["cql_alpha"] == 1.0
+
+
+def test_tier_update_counts_and_overrides(cfg):
+    cfg["tier"] = "paper"
+    assert C.train_job(cfg, "cn", "expert", "omar", 0)["updates"] == 2001          # 200k loop steps
+    assert C.train_job(cfg, "cn", "random", "omar", 0)["updates"] == 6001          # 600k for CN-random
+    assert C.train_job(cfg, "pp", "medium-replay", "omar", 0)["updates"] == 1001   # 100k for PP-medium-replay
+    cfg["tiers"]["paper"]["train_updates_overrides"]["mars/random"] = 5
+    with pytest.raises(ConfigError, match=r"train_updates_overrides\.mars/random.*unknown env"):
+        C.check(cfg)

@@ -143,14 +143,14 @@ def test_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(smoke, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_another_job_is_not_resumed(smoke, tmp_path):
+def test_a_run_folder_of_another_job_is_not_reused(smoke, tmp_path):
     run = smoke / "runs/cn/expert/icql/seed0"
     job = job_of(run)
     out = tmp_path / "run"
-    train({**job, "seed": 5}, out, progress=False, threads=1)
-    (out / "final.json").unlink()                       # a finished run of seed 5 ...
-    train(job, out, progress=False, threads=1)          # ... is no head start for seed 0
+    other = train({**job, "seed": 5}, out, progress=False, threads=1)   # finished run (and checkpoint) of seed 5
+    assert train(job, out, progress=False, threads=1) != other           # is no head start for seed 0
     assert metrics(out / "metrics.csv") == metrics(run / "metrics.csv")
+    assert json.loads((out / "final.json").read_text())["seed"] == 0
 
 
 @pytest.mark.slow

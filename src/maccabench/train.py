@@ -106,6 +106,15 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
                 w.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
+def _recorded_job(out: Path) -> dict | None:
+    """The job a run folder's config.yaml records (without what the machine added), if any."""
+    try:
+        recorded = yaml.safe_load((out / "config.yaml").read_text())
+    except FileNotFoundError:
+        return None
+    return {k: v for k, v in recorded.items() if k not in ("device", "threads")}
+
+
 def _job_digest(job: dict, dataset_checksum: str) -> str:
     """Identity of a run's inputs: a checkpoint resumes only the very same job on the same data."""
     return hashlib.sha256((json.dumps(job, sort_keys=True) + dataset_checksum).encode()).hexdigest()
@@ -147,7 +156,9 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
     returns the content of final.json."""
     out = Path(out_dir)
     if (out / "final.json").exists():
-        return json.loads((out / "final.json").read_text())
+        if _recorded_job(out) == job:
+            return json.loads((out / "final.json").read_text())
+        (out / "final.json").unlink()   # finished, but for another job: this one starts over
     check_job(job)
     if threads:
         torch.set_num_threads(threads)
