@@ -143,7 +143,7 @@ class CausalRewardModel:
         self.n_updates = 0
         self.pretrain_target = self.cfg.pretrain_updates   # set from the run's length when 0 (see pretrain)
         self.gen = torch.Generator(device=self.device).manual_seed(seed)  # mask samples in training
-        self.opt = torch.optim.Adam(self.nets.parameters(), lr=self.cfg.lr)
+        self.opt = torch.optim.Adam(self.nets.parameters(), lr=self.cfg.lr, fused=True)   # one kernel for all tensors
 
     # ---- the model ------------------------------------------------------------------------------
     def _autocast(self):
