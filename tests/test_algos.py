@@ -291,3 +291,12 @@ def test_tier_update_counts_and_overrides(cfg):
     cfg["tiers"]["paper"]["train_updates_overrides"]["mars/random"] = 5
     with pytest.raises(ConfigError, match=r"train_updates_overrides\.mars/random.*unknown env"):
         C.check(cfg)
+
+
+@pytest.mark.parametrize("name", list(ALGOS))
+def test_discrete_action_envs_are_refused_by_name(cfg, name):
+    from dataclasses import replace
+    from maccabench.errors import MaccabenchError
+    smax = replace(CN, env="2s3z", suite="smax", discrete=True)
+    with pytest.raises(MaccabenchError, match=f"backbone {name.upper()}.*continuous.*'2s3z'"):
+        ALGOS[name](smax, hp(cfg, name), torch.device("cpu"), seed=0)

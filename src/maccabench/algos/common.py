@@ -10,6 +10,7 @@ import dataclasses
 import math
 import typing
 
+import numpy as np
 import torch
 
 from ..config import QUALITIES
@@ -111,6 +112,15 @@ def clip_grad_norm_per_agent(params, n: int, max_norm: float) -> torch.Tensor:
     return norms
 
 
+def require_continuous(spec, backbone: str) -> None:
+    """These backbones act with deterministic tanh actors: continuous actions only (MPE)."""
+    if spec.discrete:
+        from ..errors import MaccabenchError
+        raise MaccabenchError(f"backbone {backbone} is written for continuous actions, but env {spec.env!r} "
+                              f"({spec.suite}) has discrete ones. Fix: train this env with a discrete-action "
+                              f"backbone (add one to maccabench.algos.ALGOS) or remove it from the tier's envs")
+
+
 def generator_for(device: torch.device, seed: int) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -137,7 +147,7 @@ class ActorBackbone:
         return critic(torch.cat([obs, act], dim=-1)).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs) -> "np.ndarray":
+    def act(self, obs: np.ndarray) -> np.ndarray:
         """[K, N, O] -> [K, N, A], deterministic (evaluation)."""
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).transpose(0, 1)
         return self.pi(self.actor, x).transpose(0, 1).cpu().numpy()

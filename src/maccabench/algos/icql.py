@@ -28,7 +28,7 @@ import torch
 from ..envs.base import EnvSpec
 from ..nets import AgentMLP, soft_update
 from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, hp_field, masked_mean,
-                     parse_hp)
+                     parse_hp, require_continuous)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class ICQL(ActorBackbone):
 
     def __init__(self, spec: EnvSpec, hp: dict, device: torch.device, seed: int):
         self.cfg = parse_hp(self.Config, hp, f"hyper-parameters of {type(self).__name__}")
+        require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device)           # [N, A]

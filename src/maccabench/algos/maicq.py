@@ -46,7 +46,8 @@ from torch import nn
 
 from ..envs.base import EnvSpec
 from ..nets import AgentMLP, soft_update
-from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, hp_field, parse_hp
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, hp_field, parse_hp,
+                     require_continuous)
 from .icql import td_target
 
 
@@ -116,6 +117,7 @@ class MAICQ(ActorBackbone):
 
     def __init__(self, spec: EnvSpec, hp: dict, device: torch.device, seed: int):
         self.cfg = parse_hp(self.Config, hp, "hyper-parameters of MAICQ")
+        require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device)
