@@ -10,12 +10,6 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 
 
-rule all:
-    default_target: True
-    input:
-        rules.datasets.input,
-
-
 rule behavior_policies:
     input:
         expand(f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json", env=TIER["envs"], seed=TIER["dataset_seeds"]),
@@ -30,3 +24,12 @@ rule runs:
             algo=TIER["algos"],
             seed=TIER["train_seeds"],
         ),
+
+
+# Everything the tier defines: datasets, every training run, tables, figures and the HTML report.
+rule all:
+    default_target: True
+    input:
+        rules.datasets.input,
+        rules.runs.input,
+        rules.report.output,

@@ -1,4 +1,5 @@
-"""The dataset part of the DAG, end to end through Snakemake at the smoke tier (2 cores)."""
+"""The dataset part of the DAG, end to end through Snakemake at the smoke tier (the shared run of
+conftest.smoke), and killed behaviour jobs."""
 import json
 import signal
 import subprocess
@@ -12,20 +13,7 @@ from maccabench import config as C
 from maccabench import data
 from maccabench.envs import spec_of
 
-from conftest import ROOT
-
-
-def snakemake(*args, results):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "2", "--config", "tier=smoke",
-                           f"results={results}/{{tier}}"], cwd=ROOT, capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    r = snakemake("datasets", results=results)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return results / "smoke"
+from conftest import ROOT, snakemake
 
 
 @pytest.mark.slow
@@ -46,12 +34,6 @@ def test_smoke_datasets_through_snakemake(smoke, cfg):
                 assert len(team) >= tier["dataset_transitions"]
             assert team.arrays["episode_starts"][0] and team.arrays["timeouts"].sum() == team.arrays["episode_starts"].sum()
     assert not list(smoke.rglob("*.partial"))
-
-
-@pytest.mark.slow
-def test_rerun_has_nothing_to_do(smoke):
-    r = snakemake("-n", "datasets", results=smoke.parent)
-    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 
 @pytest.mark.slow

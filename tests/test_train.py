@@ -17,25 +17,11 @@ from maccabench import data
 from maccabench.envs.base import SpecMismatch
 from maccabench.train import FIXED_COLUMNS, train
 
-from conftest import ROOT
+from conftest import ROOT, snakemake
 
 FINAL_KEYS = {"env", "quality", "algo", "seed", "tier", "metric", "final", "best", "table_score", "S_random",
               "S_expert", "updates", "wall_s", "versions"}
 SCORE_KEYS = {"updates", "return_mean", "return_std", "normalized_score", "win_rate"}
-
-
-def snakemake(*args, results):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "2", "--config", "tier=smoke",
-                           f"results={results}/{{tier}}"], cwd=ROOT, capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """results/<tmp>/smoke after `snakemake runs` (datasets, then every training run)."""
-    results = tmp_path_factory.mktemp("results")
-    r = snakemake("runs", results=results)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return results / "smoke"
 
 
 @pytest.fixture
@@ -94,7 +80,7 @@ def test_smoke_tier_writes_every_run_folder(smoke, smoke_cfg):
 
 @pytest.mark.slow
 def test_rerun_has_nothing_to_do(smoke):
-    r = snakemake("-n", "runs", results=smoke.parent)
+    r = snakemake("-n", "all", results=smoke.parent)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 

@@ -78,6 +78,14 @@ def cmd_train(args):
     print(json.dumps({k: v for k, v in final.items() if k != "versions"}, indent=1))
 
 
+def cmd_recovery(args):
+    from .causal import recovery_of_run
+    from .io import write_json
+    result = recovery_of_run(args.run, args.raw)
+    write_json(args.out, result)
+    print(json.dumps(result, indent=1))
+
+
 def cmd_datasets_summary(args):
     from .summary import datasets_summary
     print(datasets_summary(args.results))
@@ -133,6 +141,12 @@ def main(argv=None):
     sp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(fn=cmd_train)
+
+    sp = sub.add_parser("recovery", help="reward recovery of a finished MACCA run against the hidden individual rewards")
+    sp.add_argument("--run", required=True, help="run folder (runs/{env}/{quality}/{algo}/seed{s})")
+    sp.add_argument("--raw", required=True, help="the raw dataset its team file was masked from")
+    sp.add_argument("--out", required=True, help="reward_recovery.json to write")
+    sp.set_defaults(fn=cmd_recovery)
 
     sp = sub.add_parser("datasets-summary", help="table of behaviour/collection figures of a results folder")
     sp.add_argument("results", help="e.g. results/quick")

@@ -168,6 +168,11 @@ def _check_training(cfg: dict) -> None:
         if missing:
             raise ConfigError(f"backbones.{entry['backbone']}.{missing[0]}", "is missing",
                               f"add `{missing[0]}` (see the Config dataclass of src/maccabench/algos/{entry['backbone']}.py)")
+        assigner = ASSIGNERS[entry["rewards"]]
+        if assigner.config_class is not None:   # e.g. the causal model's lambda1/lambda2/h/graph/...
+            from .algos.common import parse_hp
+            for q in QUALITIES:
+                parse_hp(assigner.config_class(), reward_hp(cfg, algo, q), f"{where}.reward_options")
         if hasattr(cls, "check_rewards"):
             from .algos.common import parse_hp
             for q in QUALITIES:

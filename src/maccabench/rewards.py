@@ -70,6 +70,12 @@ class AssignerEntry:
     config_section: str | None      # top-level config section holding its hyper-parameters
     reads_raw: bool = False         # needs the raw dataset (individual rewards): ground truth only
     doc: str = ""
+    config_class: Callable[[], type] | None = None   # dataclass of its hyper-parameters, checked before jobs start
+
+
+def _causal_config():
+    from .causal import CausalConfig
+    return CausalConfig
 
 
 def _causal(ctx: RewardContext):
@@ -91,11 +97,12 @@ def _causal_gt(ctx: RewardContext):
 ASSIGNERS: dict[str, AssignerEntry] = {
     "team": AssignerEntry(lambda ctx: TeamReward(ctx.spec), shared=True, config_section=None,
                           doc="every agent receives the team reward"),
-    "causal": AssignerEntry(_causal, shared=False, config_section="causal",
+    "causal": AssignerEntry(_causal, shared=False, config_section="causal", config_class=_causal_config,
                             doc="MACCA's causal reward model (team reward -> per-agent rewards)"),
     "ground_truth": AssignerEntry(_ground_truth, shared=False, config_section=None, reads_raw=True,
                                   doc="the hidden individual rewards from the raw dataset (Table 9)"),
     "causal_gt": AssignerEntry(_causal_gt, shared=False, config_section="causal", reads_raw=True,
+                               config_class=_causal_config,
                                doc="MACCA's model fitted to the individual rewards (Table 9)"),
 }
 

@@ -238,7 +238,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
 
     if start == 0 and not rows:
         if hasattr(assigner, "pretrain"):
-            assigner.pretrain(lambda: batches.sample(job["batch_size"]))
+            assigner.pretrain(lambda: batches.sample(job["batch_size"]), planned_steps=job["updates"])
         evaluate_now(0)
 
     from tqdm import tqdm

@@ -51,3 +51,24 @@ rule train:
         "--algo {wildcards.algo} --seed {wildcards.seed} --job {params.job:q} --out {params.out} "
         "--threads {threads} --no-progress > {log} 2>&1"
 
+
+
+# Reward recovery of a MACCA run: the correlation of its learned per-agent rewards with the hidden
+# individual rewards. A separate step after training, so that training itself reads team files only.
+localrules: reward_recovery
+
+
+rule reward_recovery:
+    input:
+        final=f"{RUN}/final.json",
+        raw=lambda w: train_job(w)["dataset"].replace("/datasets/team/", "/datasets/raw/"),
+    output:
+        f"{RUN}/reward_recovery.json",
+    params:
+        run=lambda w, input: os.path.dirname(input.final),
+    conda:
+        "../../envs/sim.yaml"
+    log:
+        f"{RESULTS}/logs/recovery/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
+    shell:
+        "python -m maccabench recovery --run {params.run} --raw {input.raw} --out {output} > {log} 2>&1"
