@@ -290,7 +290,8 @@ def test_pretrain_paradigm_trains_first_then_stays_frozen():
     stats = model.pretrain(sample)
     assert model.n_updates == 4 and model.frozen and "causal/loss" in stats
     before = model.assign(team_batch(arrays))
-    assert model.update(team_batch(arrays)) == {}
+    frozen_stats = model.update(team_batch(arrays))   # still reports its fit (Table 11), learns nothing
+    assert set(frozen_stats) == {"causal/loss", "causal/rho_sr", "causal/rho_ar"} and model.n_updates == 4
     assert torch.equal(model.assign(team_batch(arrays)), before)
     # pretrain_updates 0: as many causal updates as the alternating run would make
     matched = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain"}, "cpu", seed=0)

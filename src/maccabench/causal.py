@@ -194,12 +194,15 @@ class CausalRewardModel:
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """`updates_per_step` gradient steps of L_m on this batch (reads state, actions, team_rewards)."""
-        if self.frozen:
-            return {}
-        if self.cfg.paradigm == "pretrain":
+        if self.cfg.paradigm == "pretrain" and not self.frozen:
             raise RuntimeError("paradigm pretrain: call pretrain() before the first update")
         x = joint_inputs(batch)
         target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
+        if self.frozen:  # keeps reporting its fit on the policy's batches (Table 11) without learning
+            with torch.no_grad():
+                loss, p = self.loss(x, target)
+                rho_sr, rho_ar = self._densities(p)
+            return {"causal/loss": loss.item(), "causal/rho_sr": rho_sr, "causal/rho_ar": rho_ar}
         for k in range(self.updates_per_step):
             out = self._step(x, target, stats=k == self.updates_per_step - 1)
         return out
