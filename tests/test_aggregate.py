@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import aggregate_fixtures as F
 from conftest import ROOT
@@ -146,7 +147,7 @@ def test_missing_runs_fail_with_the_list_unless_partial_allowed(small_cfg, tmp_p
     assert "allow_partial" in str(err.value)
     # the CLI says the same and exits 2
     cfg_file = tmp_path / "config.yaml"
-    cfg_file.write_text(json.dumps(small_cfg))
+    cfg_file.write_text(yaml.safe_dump(small_cfg))
     r = subprocess.run([sys.executable, "-m", "maccabench.aggregate", "table", "--config", str(cfg_file),
                         "--name", "table1", "--out", str(tmp_path / "t")], capture_output=True, text=True,
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})

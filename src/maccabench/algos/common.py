@@ -38,8 +38,10 @@ def check_value(cls, name: str, value, where: str):
           bool: isinstance(value, bool),
           str: isinstance(value, str)}[want]
     if not ok:
-        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})",
-                          f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else ""))
+        fix = f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else "")
+        if want is float and isinstance(value, str) and _looks_numeric(value):
+            fix = f"YAML reads {value} as text (an exponent needs a decimal point there): write {float(value):.1e}"
+        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})", fix)
     value = want(value)
     if want in (int, float):
         if not math.isfinite(value):
@@ -165,3 +167,11 @@ class ActorBackbone:
         if self.gen is not None:
             self.gen.set_state(d["gen"])
         self.updates = int(d["updates"])
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
