@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from . import config as C
-from .errors import MaccabenchError
+from .errors import run_command
 
 
 def _job(args, make):
@@ -153,8 +152,4 @@ def main(argv=None):
     sp.set_defaults(fn=cmd_datasets_summary)
 
     args = p.parse_args(argv)
-    try:
-        args.fn(args)
-    except MaccabenchError as e:
-        print(f"maccabench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(args.fn, args)

@@ -25,6 +25,8 @@ def schema() -> dict:
 
 
 def load(path: str | Path, overrides: dict | None = None) -> dict:
+    if not Path(path).is_file():
+        raise ConfigError("--config", f"{path} does not exist", "run from the repository root or pass --config <file>")
     with open(path) as f:
         cfg = yaml.safe_load(f)
     cfg.update(overrides or {})

@@ -15,3 +15,13 @@ class DatasetError(MaccabenchError):
     def __init__(self, path, problem: str, fix: str = "delete the file and rerun the pipeline to regenerate it"):
         self.path, self.problem = str(path), problem
         super().__init__(f"dataset {path}: {problem}. Fix: {fix}")
+
+
+def run_command(fn, args) -> None:
+    """Run a CLI command; errors a user can act on are printed without a traceback (exit code 2)."""
+    import sys
+    try:
+        fn(args)
+    except MaccabenchError as e:
+        print(f"maccabench: error: {e}", file=sys.stderr)
+        sys.exit(2)

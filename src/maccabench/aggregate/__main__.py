@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import config as C
-from ..errors import MaccabenchError
+from ..errors import MaccabenchError, run_command
 from . import spec
 
 
@@ -134,11 +134,7 @@ def main(argv=None):
     sp.set_defaults(fn=cmd_status)
 
     args = p.parse_args(argv)
-    try:
-        args.fn(args)
-    except MaccabenchError as e:
-        print(f"maccabench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(args.fn, args)
 
 
 if __name__ == "__main__":
