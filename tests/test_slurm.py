@@ -123,21 +123,32 @@ class Interrupter(threading.Thread):
     (`scancel` without --signal is no stand-in: the SLURM plugin 2.8 never notices a job in
     state "CANCELLED by <uid>" and waits for it forever.)"""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, results: Path, run_dir: str, slurm_logdir: Path):
         super().__init__(daemon=True)
-        self.run_dir, self.done, self.stop = run_dir, {}, threading.Event()
+        env, quality, algo, seed = Path(run_dir).relative_to("runs").parts
+        self.train_comment = f"rule_train_wildcards_{env}_{quality}_{algo}_{seed.removeprefix('seed')}"
+        self.ckpt, self.slurm_logdir = results / "smoke" / run_dir / "ckpt.pt", slurm_logdir
+        self.done, self.stop = {}, threading.Event()
+
+    def ours(self, job_id: str) -> bool:
+        """Only jobs of this test's run (their SLURM log is in its folder), never anyone else's."""
+        return f"StdOut={self.slurm_logdir}/" in _sh("scontrol", "show", "job", "-o", job_id).stdout
 
     def run(self):
         while not self.stop.is_set() and len(self.done) < 2:
-            q = _sh("squeue", "-h", "--states=RUNNING", "-o", "%i|%k")
+            q = _sh("squeue", "-h", "--me", "--states=RUNNING", "-o", "%i|%k")
             for line in q.stdout.splitlines():
                 job_id, comment = line.split("|", 1)
                 rule = comment.removeprefix("rule_").split("_wildcards_")[0]
-                if rule == "behavior" and rule not in self.done:
+                if rule in self.done or not (rule == "behavior" or comment == self.train_comment):
+                    continue
+                if not self.ours(job_id):
+                    continue
+                if rule == "behavior":
                     if _sh("scontrol", "requeue", job_id).returncode == 0:
                         _sh("scontrol", "update", f"JobId={job_id}", "StartTime=now")
                         self.done[rule] = job_id
-                elif rule == "train" and rule not in self.done and (self.run_dir / "ckpt.pt").exists():
+                elif self.ckpt.exists():
                     if _sh("scancel", "--full", "--signal=TERM", job_id).returncode == 0:
                         self.done[rule] = job_id
             time.sleep(0.2)
@@ -170,7 +181,7 @@ def runs(tmp_path_factory, base_config):
     local_run = Run(local, snakemake(["--cores", "2"], local, targets_local, overlay_path), run_dir)
 
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
-    interrupter = Interrupter(cluster / "smoke" / run_dir)
+    interrupter = Interrupter(cluster, run_dir, cluster / "slurm_logs")
     interrupter.start()
     try:
         targets_cluster, _, _ = smoke_targets(cluster, base_config)
