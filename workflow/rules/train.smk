@@ -33,6 +33,8 @@ rule train:
     params:
         job=lambda w: job_json(train_job(w)),
         out=lambda w, output: os.path.dirname(output.final),
+    conda:
+        "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
     benchmark:
