@@ -60,7 +60,11 @@ def test_smoke_tier_writes_every_run_folder(smoke, smoke_cfg):
                     rows = list(csv.DictReader(f))
                 header = list(rows[0])
                 assert header[: len(FIXED_COLUMNS)] == FIXED_COLUMNS
-                assert header[len(FIXED_COLUMNS)] == "losses/critic" and all(h.startswith("losses/") for h in header[7:])
+                extra = header[len(FIXED_COLUMNS):]   # the contract: backbone losses, then MACCA's causal columns
+                n_losses = sum(h.startswith("losses/") for h in extra)
+                assert extra[0] == "losses/critic" and all(h.startswith("losses/") for h in extra[:n_losses])
+                causal = {"causal/loss", "causal/rho_sr", "causal/rho_ar"}
+                assert set(extra[n_losses:]) == (causal if smoke_cfg["algorithms"][algo]["rewards"] == "causal" else set())
                 assert [int(r["updates"]) for r in rows] == [i * tier["eval_every"] for i in range(n_evals)]
                 assert [int(r["loop_steps"]) for r in rows] == [100 * int(r["updates"]) for r in rows]
                 assert rows[0]["losses/critic"] == "" and rows[-1]["losses/critic"] != ""
