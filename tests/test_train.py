@@ -124,7 +124,9 @@ def test_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(smoke, tmp_pa
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     resumed_at = int(r.stdout.split("resuming from")[1].split("at update")[1].split()[0])
-    assert resumed_at >= 60
+    # metrics.csv is written just before ckpt.pt, so a kill between the two resumes from the
+    # previous checkpoint: 40 or 60, never from the start
+    assert resumed_at in (40, 60)
     assert metrics(out / "metrics.csv") == metrics(tmp_path / "whole/metrics.csv")
     whole = json.loads((tmp_path / "whole/final.json").read_text())
     resumed = json.loads((out / "final.json").read_text())
