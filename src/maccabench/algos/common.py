@@ -6,6 +6,7 @@ Layout: the loop's batches are [B, N, ...]; backbones work agent-major ([N, B, .
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import typing
@@ -129,7 +130,7 @@ def generator_for(device: torch.device, seed: int) -> torch.Generator:
     return g
 
 
-class ActorBackbone:
+class ActorBackbone(abc.ABC):
     """What every backbone with deterministic stacked actors shares: action selection and
     checkpoints. Subclasses set `actor`, `mask`, `device`, `updates`, `gen` (or None) and list
     their networks and optimisers in `_modules()`."""
@@ -154,8 +155,9 @@ class ActorBackbone:
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).transpose(0, 1)
         return self.pi(self.actor, x).transpose(0, 1).cpu().numpy()
 
+    @abc.abstractmethod
     def _modules(self) -> dict:
-        raise NotImplementedError
+        """name -> network or optimiser: what state_dict saves and load_state_dict restores."""
 
     def state_dict(self) -> dict:
         return {**{k: m.state_dict() for k, m in self._modules().items()},
