@@ -1,4 +1,6 @@
 """Dataset files: round trip, checksum and truncation detection, spec checks, masking."""
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -111,3 +113,14 @@ def test_interrupted_write_leaves_nothing_that_looks_finished(tmp_path, spec):
 def test_team_write_refuses_individual_rewards(tmp_path, spec):
     with pytest.raises(ValueError, match="must not contain individual rewards"):
         data.write(tmp_path / "t.h5", make_arrays(spec), spec, "team")
+
+
+def test_finished_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    """Results on a shared cluster filesystem must be readable by the group, as any new file is."""
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "final.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert ((tmp_path / "final.json").stat().st_mode & 0o777) == 0o644

@@ -87,7 +87,7 @@ rule aggregate_table:
     params:
         job=lambda w: job_json(table_of(w.table).to_job()),
         caption=lambda w: table_of(w.table).caption(),
-        folder=TABLES,
+        folder=lambda w, output: os.path.dirname(output.csv),
     conda:
         "../../envs/analysis.yaml"
     log:
@@ -117,7 +117,7 @@ rule aggregate_vs_paper:
             f"published in the MACCA paper, every paper value marked (paper). The paper's numbers come from its own "
             f"datasets, references and seeds; they are shown for orientation and used nowhere else."
         ),
-        folder=TABLES,
+        folder=lambda w, output: os.path.dirname(output.csv),
     conda:
         "../../envs/analysis.yaml"
     log:
@@ -148,7 +148,6 @@ rule aggregate_curves:
             + ("Ablation panels add the mask densities and the causal-model loss where the runs log them."
                if table_of(w.table).kind in ("sweep", "variants") else "One panel per environment and dataset quality.")
         ),
-        folder=FIGURES,
     conda:
         "../../envs/analysis.yaml"
     log:
@@ -187,7 +186,6 @@ rule aggregate_masks:
             f"{tables_spec.figures(config)['masks']['quality']}). Blue: high probability of a causal edge, yellow: low; "
             "black lines separate the agents' blocks."
         ),
-        folder=FIGURES,
     conda:
         "../../envs/analysis.yaml"
     log:
@@ -219,7 +217,6 @@ rule aggregate_recovery_scatter:
             "between its learned per-agent rewards and the hidden individual rewards of the raw dataset (mean over "
             f"agents, x) against the run's score (y). Tier {config['tier']}. The paper reports no such measure."
         ),
-        folder=FIGURES,
     conda:
         "../../envs/analysis.yaml"
     log:
