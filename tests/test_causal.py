@@ -47,11 +47,11 @@ def train(model: CausalRewardModel, arrays: dict, updates: int, batch_size: int 
     return model
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", params=["fp32", "bf16"])   # the quick tier trains in bf16
+def trained(request):
     torch.set_num_threads(1)
     train_set, test_set = synthetic(8192, seed=1), synthetic(4096, seed=2)
-    model = CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1}, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1, "precision": request.param}, "cpu", seed=0)
     return train(model, train_set, updates=1200), test_set
 
 
