@@ -378,3 +378,22 @@ def test_smoke_tier_builds_every_table_and_figure_through_snakemake(smoke):
         _png_ok(png, (200, 150))
     assert (out / "figures/curves_table1.png").exists() and (out / "figures/figure4_masks.png").exists()
     assert (out / "report.html").stat().st_size > 100_000
+
+
+def test_timing_sums_benchmark_files_per_stage_and_algorithm(tmp_path):
+    """`aggregate timing`: which stage dominates a tier, from the files Snakemake's benchmark: writes."""
+    from maccabench.aggregate.timing import job_times, stage_summary
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rel, s in {"behavior/cn/seed0.tsv": 100.0, "collect/cn/expert/seed0.tsv": 20.0,
+                   "train/cn/expert/omar/seed0.tsv": 30.0, "train/cn/expert/omar/seed1.tsv": 50.0,
+                   "train/pp/medium/macca-omar/seed0.tsv": 200.0}.items():
+        f = tmp_path / "benchmarks" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(header + f"{s}\t0:00:00\t1\t1\t1\t1\t0\t0\t0\t{s}\n")
+    summary = stage_summary(job_times(tmp_path), cores=2)
+    omar = summary.loc[("train", "omar")]
+    assert (omar["jobs"], omar["job_s"], omar["mean_s"]) == (2, 80.0, 40.0)
+    assert summary.loc[("train", "macca-omar"), "share_%"] == 50.0          # 200 of 400 job-seconds
+    assert summary.loc[("all", ""), "min_wall_min"] == round(400 / 2 / 60, 1)
+    with pytest.raises(Exception, match="no benchmark files"):
+        job_times(tmp_path / "empty")

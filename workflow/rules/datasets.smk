@@ -45,6 +45,8 @@ rule mask:
         "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/mask/{{env}}/{{quality}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/mask/{{env}}/{{quality}}/seed{{seed}}.tsv"
     resources:
         mem_mb=lambda w: {"smoke": 1000, "quick": 4000, "paper": 24000}[config["tier"]],
     shell:

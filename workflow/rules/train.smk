@@ -72,5 +72,7 @@ rule reward_recovery:
         "../../envs/sim.yaml"
     log:
         f"{RESULTS}/logs/recovery/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/recovery/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.tsv"
     shell:
         "python -m maccabench recovery --run {params.run} --raw {input.raw} --out {output} > {log} 2>&1"

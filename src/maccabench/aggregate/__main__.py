@@ -4,6 +4,7 @@ Snakemake rules pass the resolved table as `--job JSON`; by hand, give `--config
 and the same table is resolved from the config file:
 
     python -m maccabench.aggregate status --tier quick
+    python -m maccabench.aggregate timing --tier quick      # which stage dominates the tier's time
     python -m maccabench.aggregate table --tier quick --name table1 --out results/quick/tables
 """
 from __future__ import annotations
@@ -92,6 +93,15 @@ def cmd_status(args):
                     print(f"   missing {k}")
 
 
+def cmd_timing(args):
+    from .timing import job_times, stage_summary
+    cfg = _cfg(args)
+    results = C.results_dir(cfg)
+    print(f"{results}: wall seconds of every benchmarked job, per stage (training: per algorithm); "
+          f"min_wall_min = job-seconds / {args.cores} cores")
+    print(stage_summary(job_times(results), args.cores).to_string())
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m maccabench.aggregate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +142,10 @@ def main(argv=None):
     sp = common(sub.add_parser("status", help="which runs each table needs and how many are finished"), job=False)
     sp.add_argument("-v", "--verbose", action="store_true", help="list the missing runs")
     sp.set_defaults(fn=cmd_status)
+
+    sp = common(sub.add_parser("timing", help="where the tier's time goes: benchmark files summed per stage"), job=False)
+    sp.add_argument("--cores", type=int, default=2, help="cores the tier ran on")
+    sp.set_defaults(fn=cmd_timing)
 
     args = p.parse_args(argv)
     run_command(args.fn, args)
