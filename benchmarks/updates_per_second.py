@@ -1,11 +1,16 @@
-"""Updates per second of each backbone at the paper's batch size on CN shapes (3 agents,
-obs 18, actions 5, joint state 54), on random tensors: the cost of `update()` alone, without
-sampling or evaluation. One update = one gradient step of every agent's critic and actor.
+"""Training steps per second of the six Table 1 algorithms at the paper's batch size on CN shapes
+(3 agents, obs 18, actions 5, joint state 54), on random tensors: the cost of the training loop's
+step (`maccabench.train.training_step`) alone, without sampling or evaluation. One step = the
+reward assigner's update and relabel (MACCA: `updates_per_step` causal updates, one per agent by
+default, and one relabelling pass; the team reward: nothing) + one gradient step of every agent's
+critic and actor.
 
     python benchmarks/updates_per_second.py [--threads 2] [--batch 1024] [--seconds 10]
+                                            [--precision fp32|bf16] [--algos icql macca-omar ...]
 
-For scale: the authors' OMAR-based code does about 13 training steps per second on this machine
-(one step = one update of each of the 3 agents), without the causal model.
+Anchors, measured on the 2-core development machine with the paper's configuration: the authors'
+OMAR does about 13 steps/s, their MACCA-OMAR 4.3 ("vs authors" compares those two rows with them).
+"causal GFLOP/s" counts the causal model's matrix products only (see `causal_step_flops`).
 """
 from __future__ import annotations
 
@@ -18,10 +23,14 @@ import yaml
 
 from maccabench import config as C
 from maccabench.algos import ALGOS
+from maccabench.causal import CausalRewardModel
 from maccabench.envs.base import EnvSpec
+from maccabench.rewards import RewardContext, make_assigner
+from maccabench.train import training_step
 
 CN = EnvSpec(env="cn", suite="mpe", task="simple_spread_v3", agents=("agent_0", "agent_1", "agent_2"),
              obs_dims=(18, 18, 18), action_dims=(5, 5, 5), state_dim=54, discrete=False, episode_limit=25)
+AUTHORS_STEPS_PER_S = {"omar": 13.0, "macca-omar": 4.3}
 
 
 def random_batch(spec: EnvSpec, B: int, device, seed: int = 0) -> dict:
@@ -35,17 +44,57 @@ def random_batch(spec: EnvSpec, B: int, device, seed: int = 0) -> dict:
     return {k: v.to(device) for k, v in b.items()}
 
 
-def measure(update, seconds: float, sync) -> tuple[float, float, int]:
-    """(updates per wall-clock second, updates per CPU second of this process, updates run)."""
+def measure(step, seconds: float, sync) -> tuple[float, float, int]:
+    """(steps per wall-clock second, CPU milliseconds per step, steps run). With one thread the CPU
+    time is what a step costs on an idle core, also when other jobs share the machine."""
     for _ in range(3):
-        update()
+        step()
     sync()
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
-        update()
+        step()
         n += 1
     sync()
-    return n / (time.perf_counter() - t0), n / (time.process_time() - c0), n
+    return n / (time.perf_counter() - t0), 1000 * (time.process_time() - c0) / n, n
+
+
+def causal_forward_flops(model, batch_size: int, shared_first_layer: bool = True) -> float:
+    """FLOPs of one forward pass of psi_g and psi_r for every agent on a batch: 2 * in * out per
+    linear layer per sample. psi_g's first layer runs once per sample when its input is shared by
+    the agents (as maccabench.causal does); the authors' code runs it once per agent."""
+    n, d_in, h, layers = model.n, model.d_in, model.cfg.hidden, model.cfg.layers
+    body = 2 * h * h * (layers - 1)
+    per_agent = 2 * (d_in + n) * h + body + 2 * h             # psi_r on [masked s, masked a, one-hot id]
+    shared = 0.0
+    if model.psi_g is not None:
+        if shared_first_layer:
+            shared = 2 * d_in * h
+            per_agent += body + 2 * h * d_in
+        else:
+            per_agent += 2 * (d_in + n) * h + body + 2 * h * d_in
+    return batch_size * (shared + n * per_agent)
+
+
+def causal_step_flops(model, batch_size: int) -> float:
+    """One training step of the causal model: updates_per_step x (forward + backward = 3 forwards)
+    + one relabelling forward."""
+    fwd = causal_forward_flops(model, batch_size)
+    return model.updates_per_step * 3 * fwd + fwd
+
+
+def authors_causal_step_flops(model, batch_size: int) -> float:
+    """The authors' step: one update and one relabelling forward per agent."""
+    fwd = causal_forward_flops(model, batch_size, shared_first_layer=False)
+    return model.n * 3 * fwd + model.n * fwd
+
+
+def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None):
+    """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes."""
+    entry = cfg["algorithms"][algo]
+    backbone = ALGOS[entry["backbone"]](CN, C.backbone_hp(cfg, algo, quality), device, seed=0)
+    hp = {**C.reward_hp(cfg, algo, quality), **(reward_options or {})}
+    assigner = make_assigner(entry["rewards"], RewardContext(CN, hp, device, 0, dataset=None))
+    return assigner, backbone
 
 
 def main():
@@ -53,30 +102,31 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--algos", nargs="+", help="keys of `algorithms` (default: the paper tier's six)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="of the causal model")
     p.add_argument("--quality", default="medium", help="which per-quality hyper-parameters (Table 4) to use")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    with open(args.config) as f:
-        cfg = yaml.safe_load(f)
+    cfg = C.load(args.config, {"tier": "paper"})
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     batch = random_batch(CN, args.batch, dev)
-    print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}")
-    print(f"{'algorithm':<12}{'backbone':<10}{'updates/s':>10}{'ms/update':>11}{'per CPU-s':>11}{'updates':>9}")
-    for algo, entry in cfg["algorithms"].items():
-        if entry["backbone"] not in ALGOS or entry.get("rewards", "team") != "team":
-            continue   # reward models other than the team reward are benchmarked with their own module
-        hp = C.backbone_hp(cfg, algo, args.quality)
-        backbone = ALGOS[entry["backbone"]](CN, hp, dev, seed=0)
-        ups, per_cpu, n = measure(lambda: backbone.update(batch), args.seconds, sync)
-        print(f"{algo:<12}{entry['backbone']:<10}{ups:>10.1f}{1000 / ups:>11.1f}{per_cpu:>11.1f}{n:>9}")
-    print("reference: the authors' OMAR-based code, about 13 training steps/s on this machine")
-    if os.getloadavg()[0] > os.cpu_count():
-        print(f"note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes share them, so "
-              "updates/s is low; `per CPU-s` (updates per second of this process's CPU time) is what an idle "
-              "machine gives with 1 thread")
+    print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}, "
+          f"causal model in {args.precision}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
+          f"{'causal GFLOP':>13}{'causal GFLOP/s':>15}{'vs authors':>11}{'steps':>7}")
+    for algo in args.algos or C.tier(cfg)["algos"]:
+        assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision})
+        sps, cpu_ms, n = measure(lambda: training_step(assigner, backbone, batch), args.seconds, sync)
+        gflop = causal_step_flops(assigner, args.batch) / 1e9 if isinstance(assigner, CausalRewardModel) else None
+        authors = AUTHORS_STEPS_PER_S.get(algo)
+        print(f"{algo:<12}{cfg['algorithms'][algo]['backbone']:<9}{cfg['algorithms'][algo]['rewards']:<8}"
+              f"{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}"
+              f"{'' if gflop is None else f'{gflop:.2f}':>13}{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
+              f"{'' if authors is None else f'{sps / authors:.1f}x':>11}{n:>7}")
+    print("reference: the authors' code on this machine, OMAR ~13 steps/s, MACCA-OMAR 4.3 steps/s")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,15 @@ class Batches:
         return self.take(torch.randperm(self.size, generator=g)[: min(n, self.size)])
 
 
+def training_step(assigner, backbone, batch: dict[str, torch.Tensor]) -> dict:
+    """One update of the loop (Algorithm 1): the reward assigner trains on the batch, relabels its
+    team reward into per-agent rewards, and the backbone updates on them. Returns their losses."""
+    stats = dict(assigner.update(batch))
+    batch["rewards"] = assigner.assign(batch)
+    stats.update(backbone.update(batch))
+    return stats
+
+
 def normalized_score(ret: float, s_random: float, s_expert: float) -> float | None:
     if s_expert == s_random:
         return None
@@ -245,10 +254,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
     bar = tqdm(total=job["updates"], initial=start, desc=f"{job['algo']} {entry['name']}/{job['quality']}",
                unit="upd", disable=not progress, mininterval=2)
     for u in range(start + 1, job["updates"] + 1):
-        batch = batches.sample(job["batch_size"])
-        stats = dict(assigner.update(batch))
-        batch["rewards"] = assigner.assign(batch)
-        stats.update(backbone.update(batch))
+        stats = training_step(assigner, backbone, batches.sample(job["batch_size"]))
         for k, v in stats.items():
             sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
         count += 1
