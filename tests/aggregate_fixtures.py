@@ -103,7 +103,9 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
     if recovery is not None:
         (folder / "reward_recovery.json").write_text(json.dumps(
             {"pearson": {"per_agent": [recovery - 0.1, recovery, recovery + 0.1], "mean": recovery},
-             "spearman": {"per_agent": [recovery] * 3, "mean": recovery - 0.05}, "n_samples": 500}))
+             "spearman": {"per_agent": [recovery] * 3, "mean": recovery - 0.05}, "n_samples": 500,
+             "team_reward": {"pearson": {"per_agent": [0.9] * 3, "mean": 0.9},
+                             "spearman": {"per_agent": [0.8] * 3, "mean": 0.8}}}))
     (folder / "config.yaml").write_text(json.dumps({"env": env, "quality": quality, "algo": algo, "seed": seed}))
     (folder / "final.json").write_text(json.dumps(final))   # last, as the training stage does
     return folder

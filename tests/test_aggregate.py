@@ -268,6 +268,9 @@ def test_recovery_table(small_cfg):
     assert df.at[("expert", "macca-omar"), "pearson_mean"] == pytest.approx(0.4)
     assert df.at[("expert", "macca-omar"), "spearman_mean"] == pytest.approx(0.35)
     assert df.at[("expert", "macca-omar"), "pearson_per_agent"] == "0.300 0.400 0.500"
+    # beside MACCA's columns, the team reward's own correlation with the hidden rewards, for reference
+    pearson = tables.build(t).sections[0].frame.set_index("Quality")
+    assert str(pearson.at["expert", "team reward (reference)"]) == "0.90"
 
 
 def test_a_win_rate_suite_slots_into_table2(small_cfg):
