@@ -124,3 +124,12 @@ def test_finished_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
     finally:
         os.umask(old)
     assert ((tmp_path / "final.json").stat().st_mode & 0o777) == 0o644
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_job(tmp_path):
+    """SIGKILL runs no cleanup: the rerun of the job removes what the killed write left."""
+    from maccabench.io import remove_partials
+    (tmp_path / ".ckpt.pt.x1y2.partial").write_bytes(b"half a checkpoint")
+    (tmp_path / "metrics.csv").write_text("updates\n0\n")
+    remove_partials(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .envs import make_game, make_team_env
-from .io import atomic_path, versions, write_json
+from .io import atomic_path, remove_partials, versions, write_json
 from .nets import AgentMLP, soft_update
 from .rollout import actor_policy, evaluate
 
@@ -215,6 +215,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
         obs = np.stack([game.reset_one(k, seed * 7919 + int(e)) for k, e in enumerate(episode_ids)])
         print(f"resumed from {resume_path} at env_steps={steps}", flush=True)
     last_save = time.time()
+    remove_partials(out_dir)    # a killed predecessor's half-written resume point
 
     def save_resume_point():
         out_dir.mkdir(parents=True, exist_ok=True)

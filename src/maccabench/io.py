@@ -32,6 +32,13 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def remove_partials(folder: str | Path) -> None:
+    """Delete the temporary files of writes a SIGKILL interrupted (no cleanup code runs then).
+    Call it when a job starts on a folder that only that job writes."""
+    for tmp in Path(folder).glob(".*.partial"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")

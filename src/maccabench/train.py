@@ -39,7 +39,7 @@ from .algos.common import parse_hp
 from .behavior import load_policies
 from .envs import make_team_env, spec_of
 from .errors import ConfigError
-from .io import atomic_path, versions, write_json
+from .io import atomic_path, remove_partials, versions, write_json
 from .nets import device as default_device
 from .rewards import ASSIGNERS, RewardContext, make_assigner
 from .rollout import evaluate
@@ -206,6 +206,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
             print(f"{ckpt_path} belongs to another job or dataset; starting over", flush=True)
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)    # a killed predecessor's half-written checkpoint or metrics
     resolved = {**job, "device": str(dev), "threads": torch.get_num_threads()}
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
