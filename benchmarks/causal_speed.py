@@ -29,16 +29,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from updates_per_second import AUTHORS_STEPS_PER_S as AUTHORS  # noqa: E402
-from updates_per_second import (CN, authors_causal_step_flops, build, causal_step_flops, measure,  # noqa: E402
-                                random_batch)   # the same shapes, batches, timing and FLOP counts
+from updates_per_second import (AUTHORS_STEPS_PER_S, CN, authors_causal_step_flops, build,  # noqa: E402
+                                causal_step_flops, measure, random_batch)   # same shapes, timing, FLOP counts
 
 from maccabench import config as C  # noqa: E402
 from maccabench.causal import CausalRewardModel  # noqa: E402
 from maccabench.train import training_step  # noqa: E402
 
-AUTHORS_STEPS_PER_S = AUTHORS["macca-omar"]     # the authors' MACCA-OMAR training step, causal model included
-AUTHORS_CAUSAL_MS = 1000 / AUTHORS["macca-omar"] - 1000 / AUTHORS["omar"]   # ~156 ms: their causal part
+AUTHORS_MACCA = AUTHORS_STEPS_PER_S["macca-omar"]     # the authors' MACCA-OMAR step, causal model included
+AUTHORS_CAUSAL_MS = 1000 / AUTHORS_MACCA - 1000 / AUTHORS_STEPS_PER_S["omar"]   # ~156 ms: their causal part
 
 
 def main():
@@ -79,10 +78,10 @@ def main():
             sps, cpu_ms, n = measure(step, args.seconds, sync)
             gflop = causal_step_flops(model, args.batch) / 1e9
             print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{gflop:>11.2f}"
-                  f"{gflop * sps:>9.0f}{sps / AUTHORS_STEPS_PER_S:>10.1f}x"
+                  f"{gflop * sps:>9.0f}{sps / AUTHORS_MACCA:>10.1f}x"
                   f"{'' if not args.causal_only else f'{AUTHORS_CAUSAL_MS * sps / 1000:.1f}x':>12}{cpu_ms:>12.1f}{n:>7}")
     ref = authors_causal_step_flops(CausalRewardModel(CN, {}, "cpu", seed=0), args.batch) / 1e9
-    print(f"reference: the authors' MACCA-OMAR, {AUTHORS_STEPS_PER_S} steps/s on the 2-core development machine; "
+    print(f"reference: the authors' MACCA-OMAR, {AUTHORS_MACCA} steps/s on the 2-core development machine; "
           f"its causal part ~{AUTHORS_CAUSAL_MS:.0f} ms/step for {ref:.1f} GFLOP ({ref / AUTHORS_CAUSAL_MS * 1000:.0f} GFLOP/s). "
           f"GFLOP/s above count the causal model only")
 

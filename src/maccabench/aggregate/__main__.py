@@ -97,7 +97,7 @@ def cmd_timing(args):
     from .timing import job_times, stage_summary
     cfg = _cfg(args)
     results = C.results_dir(cfg)
-    print(f"{results}: wall seconds of every benchmarked job, per stage (training: per algorithm); "
+    print(f"{results}: wall seconds of every benchmarked job, per stage (training and reward recovery: per algorithm); "
           f"min_wall_min = job-seconds / {args.cores} cores")
     print(stage_summary(job_times(results), args.cores).to_string())
 

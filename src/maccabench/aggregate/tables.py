@@ -263,6 +263,10 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
                 # a correlation is None where a reward was constant (undefined); such seeds are left out
                 v = np.array([_num(runs[k].recovery[corr]["mean"]) for k in keys])
                 row[f"{corr}_mean"], row[f"{corr}_std"] = stats.mean_std(v[~np.isnan(v)])
+                # the reference: the team reward itself, what every agent gets without credit
+                # assignment (a property of the raw dataset: the same in every run of the row)
+                team = np.array([_num(runs[k].recovery.get("team_reward", {}).get(corr, {}).get("mean")) for k in keys])
+                row[f"team_{corr}_mean"] = float(team[~np.isnan(team)].mean()) if (~np.isnan(team)).any() else math.nan
                 per_agent = [runs[k].recovery[corr].get("per_agent") for k in keys]
                 if per_agent and all(isinstance(p, list) for p in per_agent) and len({len(p) for p in per_agent}) == 1:
                     with warnings.catch_warnings():   # an agent whose correlation is undefined in every seed
@@ -280,11 +284,8 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
             cells = [Cell(mean_pm_std(sub.at[a, f"{corr}_mean"], sub.at[a, f"{corr}_std"], ".2f") + _seed_note(sub.at[a, "n_seeds"], n_exp)
                           if sub.at[a, "n_seeds"] else MISSING) for a in table.algos]
             _bold_best(cells, [sub.at[a, f"{corr}_mean"] for a in table.algos])
-            # the reference: the team reward itself, what every agent gets without credit assignment
-            # (a property of the raw dataset: the same in every run of the row)
-            team = [_num(runs[k].recovery.get("team_reward", {}).get(corr, {}).get("mean"))
-                    for a in table.algos for k in _seeds_of(table, runs, env, q, a)]
-            team_cell = fmt(float(np.nanmean(team)), ".2f") if team and not np.all(np.isnan(team)) else MISSING
+            team = sub[f"team_{corr}_mean"].dropna()
+            team_cell = fmt(float(team.mean()), ".2f") if len(team) else MISSING
             frame.append({"Env": table.label(env), "Quality": table.label(q), **{table.label(a): c for a, c in zip(table.algos, cells)},
                           "team reward (reference)": team_cell})
         sections.append(Section(f"{name} between the learned per-agent reward and the hidden individual reward "

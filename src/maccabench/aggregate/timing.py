@@ -17,14 +17,17 @@ from ..errors import MaccabenchError
 
 
 def job_times(results: str | Path) -> pd.DataFrame:
-    """One row per benchmarked job: stage (the rule), detail (the algorithm for training runs,
-    else the env), path, wall seconds."""
+    """One row per benchmarked job: stage (the rule), detail (the algorithm for training and
+    reward-recovery jobs, else the env), job (its wildcards' path), wall seconds."""
     root = Path(results) / "benchmarks"
     rows = []
     for tsv in sorted(root.rglob("*.tsv")):
-        parts = tsv.relative_to(root).parts          # rule/env/... ; train: train and recovery: <rule>/env/quality/algo/seedN.tsv
+        parts = tsv.relative_to(root).parts    # <rule>/<env>/...; train, recovery: <rule>/env/quality/algo/seedN.tsv
         seconds = pd.read_csv(tsv, sep="\t")["s"].iloc[-1]   # one row per repeat of the job: the last
-        detail = parts[3] if parts[0] in ("train", "recovery") and len(parts) == 5 else parts[1] if len(parts) > 2 else ""
+        if parts[0] in ("train", "recovery") and len(parts) == 5:
+            detail = parts[3]
+        else:
+            detail = parts[1] if len(parts) > 2 else ""
         rows.append({"stage": parts[0], "detail": detail, "job": "/".join(parts[1:])[: -len(".tsv")],
                      "seconds": float(seconds)})
     if not rows:
