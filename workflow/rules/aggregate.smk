@@ -4,7 +4,7 @@
 # named target (table1, table2, ablations, figures, report) asks for exactly the runs it needs.
 # Errors in `tables:` (an algorithm not in `algorithms:`, ...) surface when a target needs that
 # table, before any job starts. The aggregate rules are light: local (`localrules`), conda env
-# envs/analysis.yaml; the report rule runs Snakemake itself, so it has no conda env.
+# envs/analysis.yaml; the report rule runs Snakemake itself, in envs/sim.yaml (the workflow's parse needs it).
 import os
 
 from maccabench.aggregate import spec as tables_spec
@@ -265,6 +265,8 @@ rule report:
         config=lambda w: json.dumps(config, sort_keys=True),
         snakefile=workflow.main_snakefile,
         workdir=os.getcwd(),
+    conda:
+        "../../envs/sim.yaml"   # `snakemake --report` parses this workflow, which imports the package
     log:
         f"{RESULTS}/logs/aggregate/report.log",
     shell:
