@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .behavior import load_policies
 from .envs import make_team_env, spec_of
+from .envs.base import team_reward
+from .policies import load_policies
 from .rollout import run_episodes, stack_episodes
 
 COLLECT_SEED_OFFSET = 30_000
@@ -24,7 +25,7 @@ def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
     if quality == "medium-replay":   # the behaviour learner's replay buffer up to the medium checkpoint
         with np.load(behavior_dir / "replay_medium.npz") as z:
             arrays = {k: z[k] for k in z.files}
-        arrays["team_rewards"] = arrays["individual_rewards"].sum(axis=1).astype(np.float32)
+        arrays["team_rewards"] = team_reward(arrays["individual_rewards"])
         spec, env_steps_per_s = spec_of(entry), None
     else:
         team_policy, others = load_policies(behavior_dir / "policies.pt", quality)

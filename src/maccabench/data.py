@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .envs.base import EnvSpec, require_same_spec
+from .envs.base import EnvSpec, require_same_spec, team_reward
 from .errors import DatasetError
 from .io import atomic_path, versions
 
@@ -113,7 +113,7 @@ def mask(raw_path: str | Path, team_path: str | Path) -> Dataset:
     individual rewards, no individual rewards anywhere in the file."""
     raw = read(raw_path, kind="raw")
     arrays = {k: v for k, v in raw.arrays.items() if k not in RAW_ONLY}
-    arrays["team_rewards"] = raw.arrays["individual_rewards"].sum(axis=1).astype(np.float32)
+    arrays["team_rewards"] = team_reward(raw.arrays["individual_rewards"])
     keep = {k: v for k, v in raw.attrs.items() if k not in ("kind", "spec", "checksum", "versions", "n_transitions")}
     write(team_path, arrays, raw.spec, "team", source=str(Path(raw_path)), source_checksum=raw.attrs["checksum"], **keep)
     return read(team_path, kind="team")

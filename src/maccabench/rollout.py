@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .envs.base import Policy, TeamEnv
+from .envs.base import Policy, TeamEnv, team_reward
 from .nets import AgentMLP
 
 
@@ -65,7 +65,7 @@ def run_episodes(env: TeamEnv, policy: Policy, episodes: int, seed: int, noise: 
         obs, state = nobs, nstate
         for k in np.flatnonzero(active & (term | trunc)):
             ep = steps[k]
-            out.returns.append(float(sum(s["individual_rewards"].sum() for s in ep)))
+            out.returns.append(float(sum(team_reward(s["individual_rewards"]) for s in ep)))
             if record:
                 for t, s in enumerate(ep):
                     for name, v in s.items():
@@ -86,7 +86,7 @@ def stack_episodes(ep: Episodes) -> dict[str, np.ndarray]:
     arrays = {k: np.stack(v) for k, v in ep.arrays.items()}
     for k in ("obs", "next_obs", "actions", "state", "next_state", "individual_rewards"):
         arrays[k] = arrays[k].astype(np.float32)
-    arrays["team_rewards"] = arrays["individual_rewards"].sum(axis=1).astype(np.float32)
+    arrays["team_rewards"] = team_reward(arrays["individual_rewards"])
     return arrays
 
 

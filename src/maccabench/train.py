@@ -36,7 +36,7 @@ import yaml
 from . import data
 from .algos import ALGOS
 from .algos.common import parse_hp
-from .behavior import load_policies
+from .policies import load_policies
 from .envs import make_team_env, spec_of
 from .errors import ConfigError
 from .io import atomic_path, remove_partials, versions, write_json

@@ -18,6 +18,25 @@ import numpy as np
 from ..errors import MaccabenchError
 
 
+def action_mask(action_dims) -> np.ndarray:
+    """[N, max(action_dims)] with 1 where an agent's padded action dimension is real."""
+    m = np.zeros((len(action_dims), max(action_dims)), np.float32)
+    for i, d in enumerate(action_dims):
+        m[i, :d] = 1
+    return m
+
+
+def split_agents(agents, team) -> tuple[list[int], list[int]]:
+    """(indices of the team's agents in the team's order, indices of every other agent)."""
+    team_idx = [list(agents).index(a) for a in team]
+    return team_idx, [i for i in range(len(agents)) if i not in team_idx]
+
+
+def team_reward(individual_rewards: np.ndarray) -> np.ndarray:
+    """The team reward: the sum of the team agents' individual rewards, [..., N] -> [...] float32."""
+    return individual_rewards.sum(axis=-1).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     env: str
@@ -59,10 +78,12 @@ class EnvSpec:
 
     def action_mask(self) -> np.ndarray:
         """[N, A] with 1 where an agent's padded action dimension is real."""
-        m = np.zeros((self.n_agents, self.action_dim), np.float32)
-        for i, d in enumerate(self.action_dims):
-            m[i, :d] = 1
-        return m
+        return action_mask(self.action_dims)
+
+    def joint_state(self, obs: np.ndarray) -> np.ndarray:
+        """The joint state where a suite has none: the team's observations at their true sizes,
+        concatenated. obs [..., N, >= O] -> [..., state_dim]."""
+        return np.concatenate([obs[..., i, :d] for i, d in enumerate(self.obs_dims)], axis=-1)
 
 
 class SpecMismatch(MaccabenchError):
@@ -104,8 +125,7 @@ class TeamEnv:
 
     def __init__(self, spec: EnvSpec, game: Game, team: list[str], others_policy: Policy | None):
         self.spec, self.game = spec, game
-        self.team_idx = [game.agents.index(a) for a in team]
-        self.other_idx = [i for i in range(len(game.agents)) if i not in self.team_idx]
+        self.team_idx, self.other_idx = split_agents(game.agents, team)
         if self.other_idx and others_policy is None:
             raise ValueError(f"{spec.env}: agents {[game.agents[i] for i in self.other_idx]} need a policy")
         self.others_policy = others_policy
@@ -114,8 +134,7 @@ class TeamEnv:
 
     def _team_view(self, obs_all: np.ndarray):
         obs = obs_all[..., self.team_idx, : self.spec.obs_dim]
-        state = np.concatenate([obs[..., i, :d] for i, d in enumerate(self.spec.obs_dims)], axis=-1)
-        return obs, state
+        return obs, self.spec.joint_state(obs)
 
     def reset(self, seeds: list[int]):
         self._obs_all = self.game.reset(seeds)

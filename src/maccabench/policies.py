@@ -1,0 +1,80 @@
+"""`policies.pt`: the behaviour stage's team actors (random, medium, expert checkpoints) and the
+frozen opponents, with the agent layout they act in. Written by the behaviour stage, read by
+collection (behaviour policies) and offline training (the frozen opponents of evaluation).
+
+The file holds state dicts of one stacked actor over *all* agents of the game; the team acts
+through its rows, the opponents through the others' rows of the expert checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .envs.base import Game, Policy, action_mask, split_agents
+from .io import atomic_path
+from .nets import AgentMLP
+from .rollout import actor_policy
+
+
+@dataclass(frozen=True)
+class AgentLayout:
+    """Every agent of a game, in the game's order, and which of them form the team."""
+    agents: list[str]
+    obs_dims: list[int]
+    action_dims: list[int]
+    team: list[str]
+
+    @classmethod
+    def of(cls, game: Game, team: list[str]) -> "AgentLayout":
+        return cls(list(game.agents), list(game.obs_dims), list(game.action_dims), list(team))
+
+    @property
+    def team_idx(self) -> list[int]:
+        return split_agents(self.agents, self.team)[0]
+
+    @property
+    def other_idx(self) -> list[int]:
+        return split_agents(self.agents, self.team)[1]
+
+    @property
+    def action_mask(self) -> np.ndarray:     # [N_all, maxA]
+        return action_mask(self.action_dims)
+
+    def actor(self, hidden: int) -> AgentMLP:
+        """A freshly initialised stacked actor over all agents (consumes torch's RNG)."""
+        return AgentMLP(len(self.agents), max(self.obs_dims), hidden, max(self.action_dims), out_act="tanh")
+
+    def team_policy(self, actor: AgentMLP) -> Policy:
+        return actor_policy(actor.subset(self.team_idx), self.action_mask[self.team_idx])
+
+    def others_policy(self, actor: AgentMLP) -> Policy | None:
+        """The non-team agents' policy, or None where the team is every agent."""
+        other = self.other_idx
+        return actor_policy(actor.subset(other), self.action_mask[other]) if other else None
+
+
+def save_policies(path: str | Path, layout: AgentLayout, hidden: int, entry: dict, actors: dict[str, dict]) -> None:
+    """Write `policies.pt` atomically; `actors` maps quality -> state dict of the stacked actor."""
+    ckpt = {"agents": layout.agents, "obs_dims": layout.obs_dims, "action_dims": layout.action_dims,
+            "hidden": hidden, "team": layout.team, "env": entry, "actors": actors}
+    with atomic_path(Path(path)) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_policies(path: str | Path, quality: str) -> tuple[Policy, Policy | None]:
+    """(team policy of `quality`, the frozen opponents' policy or None where there are none)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    layout = AgentLayout(ckpt["agents"], ckpt["obs_dims"], ckpt["action_dims"], ckpt["team"])
+
+    def actor(q: str) -> AgentMLP:
+        m = layout.actor(ckpt["hidden"])
+        m.load_state_dict(ckpt["actors"][q])
+        return m
+    # built in this order, the opponents' actor only where there are opponents: each build
+    # consumes torch's RNG, and the offline loop loads the opponents after seeding it
+    team_policy = layout.team_policy(actor(quality))
+    others = layout.others_policy(actor("expert")) if layout.other_idx else None
+    return team_policy, others
