@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from ..envs.base import Policy, TeamEnv
 from ..rollout import evaluate
 from .online import CURVE_SEED_OFFSET
