@@ -108,8 +108,8 @@ def tier(cfg: dict) -> dict:
 def check_tier_name(cfg: dict) -> None:
     """The chosen `tier` must be one the config defines: tier names come only from `tiers:`."""
     if cfg["tier"] not in cfg["tiers"]:
-        raise ConfigError("tier", f"unknown tier {cfg['tier']!r}",
-                          f"use one of {', '.join(cfg['tiers'])} or add it under `tiers`")
+        raise ConfigError("tier", f"{cfg['tier']!r} is not allowed",
+                          f"use one of {', '.join(cfg['tiers'])} (the keys of `tiers`) or add a tier there")
 
 
 def env_entry(cfg: dict, env: str) -> dict:
