@@ -1,4 +1,5 @@
 """Bad configuration is rejected before any job starts, naming the field and the fix."""
+import copy
 import subprocess
 import sys
 
@@ -67,3 +68,66 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, cfg):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2
     assert "environments.world.team" in r.stderr and "adversary_9" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- tiers: names and resources come from the config's `tiers:` section ---------------------
+
+def _with_tier_copy(cfg: dict, name: str, **resources) -> dict:
+    """The project config plus `name`, a copy of the smoke tier with some resources changed."""
+    cfg["tiers"][name] = copy.deepcopy(cfg["tiers"]["smoke"])
+    for rule, values in resources.items():
+        cfg["tiers"][name]["resources"][rule].update(values)
+    return cfg
+
+
+def test_a_new_tier_is_one_config_entry(cfg):
+    _with_tier_copy(cfg, "tiny")
+    cfg["tier"] = "tiny"
+    assert C.tier(C.check(cfg)) == cfg["tiers"]["smoke"]
+    cfg["tier"] = "huge"
+    with pytest.raises(ConfigError, match="use one of smoke, quick, paper, tiny") as e:
+        C.check(cfg)
+    assert e.value.field == "tier"
+
+
+def test_a_tier_without_resources_is_rejected(cfg):
+    del cfg["tiers"]["paper"]["resources"]
+    with pytest.raises(ConfigError, match="is missing") as e:
+        C.check(cfg)
+    assert e.value.field == "tiers.paper.resources"
+
+
+def test_clis_accept_the_tiers_the_config_defines(tmp_path, cfg):
+    """No hard-coded tier choices: both CLIs take a tier defined only in the config file given,
+    and reject an unknown one listing the config's tiers."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(_with_tier_copy(cfg, "tiny"), sort_keys=False))
+    ok = subprocess.run([sys.executable, "-m", "maccabench", "check-config", "--config", str(path), "--tier", "tiny"],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "tier=tiny" in ok.stdout
+    for cli in (["maccabench", "check-config"], ["maccabench.aggregate", "status"]):
+        bad = subprocess.run([sys.executable, "-m", *cli, "--config", str(path), "--tier", "huge"],
+                             cwd=ROOT, capture_output=True, text=True)
+        assert bad.returncode == 2, bad.stderr
+        assert "config field `tier`: 'huge' is not allowed" in bad.stderr
+        assert "smoke, quick, paper, tiny" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_snakemake_runs_a_new_tier_with_its_own_resources(tmp_path, cfg):
+    """A tier added by a config overlay dry-runs, and each job asks for the resources of that
+    tier's entry (here train's runtime and gpu changed from smoke's)."""
+    overlay = tmp_path / "overlay.yaml"
+    tiny = _with_tier_copy(cfg, "tiny", train={"runtime": 7, "gpu": 2})["tiers"]["tiny"]
+    overlay.write_text(yaml.safe_dump({"tiers": {"tiny": tiny}}))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "runs", "--configfile", str(overlay),
+                        "--config", "tier=tiny", f"results={tmp_path}/{{tier}}"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    train_jobs = r.stdout.split("rule train:")[1:]  # each starts with that job's block
+    train_resources = [dict(kv.split("=", 1) for kv in job.split("resources:")[1].splitlines()[0].strip().split(", "))
+                       for job in train_jobs]
+    assert len(train_resources) == (len(tiny["envs"]) * len(tiny["qualities"]) * len(tiny["algos"])
+                                    * len(tiny["train_seeds"]))
+    assert all((res["runtime"], res["gpu"], res["mem_mb"]) == ("7", "2", "1500") for res in train_resources)
+    assert f"{tmp_path}/tiny/runs/cn/expert/icql/seed0/final.json" in r.stdout

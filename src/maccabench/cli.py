@@ -97,12 +97,12 @@ def main(argv=None):
     def with_job(sp):
         sp.add_argument("--job", help="job JSON (what the Snakemake rules pass)")
         sp.add_argument("--config", default="config/config.yaml")
-        sp.add_argument("--tier", choices=["smoke", "quick", "paper"])
+        sp.add_argument("--tier", help="a key of the config's `tiers` (default: its `tier`)")
         return sp
 
     sp = sub.add_parser("check-config", help="validate the config and print what a tier runs")
     sp.add_argument("--config", default="config/config.yaml")
-    sp.add_argument("--tier", choices=["smoke", "quick", "paper"])
+    sp.add_argument("--tier", help="a key of the config's `tiers` (default: its `tier`)")
     sp.set_defaults(fn=cmd_check_config)
     sub.add_parser("suites", help="list environment suites and their tasks").set_defaults(fn=cmd_suites)
 

@@ -64,6 +64,7 @@ def check(cfg: dict) -> dict:
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise _schema_error(errors[0])
+    check_tier_name(cfg)
 
     from .envs import SUITES  # local import: envs pull in heavy packages
 
@@ -102,6 +103,13 @@ def results_dir(cfg: dict) -> str:
 
 def tier(cfg: dict) -> dict:
     return cfg["tiers"][cfg["tier"]]
+
+
+def check_tier_name(cfg: dict) -> None:
+    """The chosen `tier` must be one the config defines: tier names come only from `tiers:`."""
+    if cfg["tier"] not in cfg["tiers"]:
+        raise ConfigError("tier", f"{cfg['tier']!r} is not allowed",
+                          f"use one of {', '.join(cfg['tiers'])} (the keys of `tiers`) or add a tier there")
 
 
 def env_entry(cfg: dict, env: str) -> dict:

@@ -17,9 +17,7 @@ rule behavior:
         f"{RESULTS}/benchmarks/behavior/{{env}}/seed{{seed}}.tsv"
     threads: 1  # small matmuls: two single-threaded jobs side by side beat one with two threads
     resources:
-        # minutes; a retry after SLURM killed the job (time limit, preemption) asks for more
-        runtime=lambda w, attempt: {"smoke": 10, "quick": 60, "paper": 720}[config["tier"]] * attempt,
-        mem_mb=lambda w: {"smoke": 2000, "quick": 6000, "paper": 32000}[config["tier"]],
+        **tier_resources("behavior"),  # runtime (x attempt), mem_mb: tiers.<tier>.resources in the config
         cpus_per_task=1,
     shell:
         "python -m maccabench behavior --env {wildcards.env} --seed {wildcards.seed} "

@@ -35,3 +35,17 @@ wildcard_constraints:
 
 def job_json(job: dict) -> str:
     return json.dumps(job, sort_keys=True)
+
+
+def tier_resources(rule: str) -> dict:
+    """The `resources:` of `rule`'s jobs in the chosen tier (`tiers.<tier>.resources.<rule>` in the
+    config); runtime grows with the attempt, so a retry after a time limit asks for more."""
+    wanted = TIER["resources"].get(rule)
+    if wanted is None:
+        raise ConfigError(f"tiers.{config['tier']}.resources.{rule}", "is missing",
+                          f"add `{rule}: {{runtime: <minutes>, mem_mb: <MB>}}` (see the other tiers)")
+    resources = dict(wanted)
+    if "runtime" in resources:
+        base = resources["runtime"]
+        resources["runtime"] = lambda w, attempt: base * attempt
+    return resources

@@ -28,8 +28,7 @@ rule collect:
     benchmark:
         f"{RESULTS}/benchmarks/collect/{{env}}/{{quality}}/seed{{seed}}.tsv"
     resources:
-        runtime=lambda w, attempt: {"smoke": 10, "quick": 30, "paper": 240}[config["tier"]] * attempt,
-        mem_mb=lambda w: {"smoke": 2000, "quick": 4000, "paper": 24000}[config["tier"]],
+        **tier_resources("collect"),  # runtime (x attempt), mem_mb: tiers.<tier>.resources in the config
     shell:
         "python -m maccabench collect --env {wildcards.env} --quality {wildcards.quality} "
         "--seed {wildcards.seed} --job {params.job:q} --behavior {params.behavior} "
@@ -48,7 +47,7 @@ rule mask:
     benchmark:
         f"{RESULTS}/benchmarks/mask/{{env}}/{{quality}}/seed{{seed}}.tsv"
     resources:
-        mem_mb=lambda w: {"smoke": 1000, "quick": 4000, "paper": 24000}[config["tier"]],
+        **tier_resources("mask"),  # mem_mb: tiers.<tier>.resources in the config
     shell:
         "python -m maccabench mask --raw {input.raw} --out {output.team} > {log} 2>&1"
 

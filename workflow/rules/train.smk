@@ -41,13 +41,8 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.tsv"
     threads: 1
     resources:
-        # minutes; a retry after SLURM killed the job (time limit, preemption) asks for more and resumes
-        runtime=lambda w, attempt: {"smoke": 5, "quick": 30, "paper": 240}[config["tier"]] * attempt,
-        mem_mb=lambda w: {"smoke": 1500, "quick": 3000, "paper": 12000}[config["tier"]],
+        **tier_resources("train"),  # runtime (x attempt), mem_mb, gpu: tiers.<tier>.resources in the config
         cpus_per_task=1,
-        # GPUs per run on a cluster (CUDA is used when present); override with
-        # `--set-resources train:gpu=0` on a cluster without GPUs
-        gpu=lambda w: {"smoke": 0, "quick": 0, "paper": 1}[config["tier"]],
     shell:
         "python -m maccabench train --env {wildcards.env} --quality {wildcards.quality} "
         "--algo {wildcards.algo} --seed {wildcards.seed} --job {params.job:q} --out {params.out} "

@@ -112,7 +112,7 @@ def main(argv=None):
             sp.add_argument("--job", help="resolved job JSON (what the Snakemake rules pass)")
             sp.add_argument("--name", help="table name in the config's `tables:` section")
         sp.add_argument("--config", default="config/config.yaml")
-        sp.add_argument("--tier", choices=["smoke", "quick", "paper"])
+        sp.add_argument("--tier", help="a key of the config's `tiers` (default: its `tier`)")
         sp.add_argument("--results", help="results folder (default: the config's `results`)")
         return sp
 
