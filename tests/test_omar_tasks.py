@@ -4,9 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from maccabench.envs import mpe, spec_of
+from maccabench import config as C
+from maccabench.envs import make_team_env, mpe, spec_of
 from maccabench.envs.omar_scenarios import TASKS, OmarEnv, assigned_ground_truth, force_to_mpe2
 from maccabench.errors import ConfigError
+from maccabench.rollout import run_episodes, stack_episodes
 
 
 def place(env, agents=None, landmarks=None, vels=None):
@@ -232,3 +234,20 @@ def test_ground_truth_masks_match_finite_differences():
                 assert r[i] == pytest.approx(r0[i], abs=1e-6), (kind, j, i)
             checked["changed" if touched else "unchanged"] += 1
     assert min(checked.values()) > 10   # both directions were exercised
+
+
+@pytest.mark.parametrize("task, team", [("omar_simple_tag", ["adversary_0", "adversary_1", "adversary_2"]),
+                                        ("simple_spread_assigned", ["agent_0", "agent_1", "agent_2"])])
+def test_a_config_entry_validates_and_collects(cfg, task, team):
+    """What registering a task will take: one config entry, checked by the config validator;
+    collection records the team's individual rewards and their sum."""
+    others = "frozen" if task == "omar_simple_tag" else "none"
+    cfg["environments"]["new"] = {"suite": "mpe", "task": task, "task_args": {}, "team": team,
+                                  "others": others, "metric": "normalized_score"}
+    C.check(cfg)
+    entry = C.env_entry(cfg, "new")
+    prey = (lambda obs: np.zeros((*obs.shape[:2], 2), np.float32)) if others == "frozen" else None
+    ep = stack_episodes(run_episodes(make_team_env(entry, 2, prey), lambda o: np.tanh(o[..., :2]), 2, 0,
+                                     noise=0.1, record=True))
+    assert ep["actions"].shape == (50, 3, 2) and ep["state"].shape[1] == spec_of(entry).state_dim
+    np.testing.assert_allclose(ep["team_rewards"], ep["individual_rewards"].sum(1), rtol=1e-6)
