@@ -200,10 +200,10 @@ class OmarChase(BaseScenario):
                  num_forests: int, omar_forces: bool):
         self.counts = (num_good, num_adversaries, num_obstacles, num_food, num_forests)
         self.omar_forces = omar_forces
-        world = num_food or num_forests
-        self.catch_bonus = 5.0 if world else 10.0
-        self.bound_weight = 2.0 if world else 1.0
-        self.good_size = 0.045 if world else 0.05
+        is_world = bool(num_food or num_forests)
+        self.catch_bonus = 5.0 if is_world else 10.0
+        self.bound_weight = 2.0 if is_world else 1.0
+        self.good_size = 0.045 if is_world else 0.05
 
     def make_world(self) -> OmarWorld:
         num_good, num_adv, num_obstacles, num_food, num_forests = self.counts
@@ -223,9 +223,9 @@ class OmarChase(BaseScenario):
         world.food = [_landmark(f"food {i}", 0.03, collide=False) for i in range(num_food)]
         world.forests = [_landmark(f"forest {i}", 0.3, collide=False) for i in range(num_forests)]
         world.landmarks = world.obstacles + world.food + world.forests
-        for lm, color in [(lm, [0.25] * 3) for lm in world.obstacles] + [(lm, [0.15, 0.15, 0.65]) for lm in world.food] \
-                + [(lm, [0.6, 0.9, 0.6]) for lm in world.forests]:
-            lm.color = np.array(color)
+        for group, color in [(world.obstacles, [0.25] * 3), (world.food, [0.15, 0.15, 0.65]), (world.forests, [0.6, 0.9, 0.6])]:
+            for lm in group:
+                lm.color = np.array(color)
         return world
 
     def reset_world(self, world: World, np_random) -> None:
