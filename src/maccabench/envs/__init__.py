@@ -1,19 +1,10 @@
-"""The registry of environment suites (adapter code). Tasks themselves are config entries."""
+"""Environment suites (adapter code) and the team's view of a config entry. Suites are registered
+in `maccabench.registry.SUITES` by module path, so importing this package imports no suite; tasks
+themselves are config entries."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from ..registry import SUITES
 from .base import EnvSpec, Game, Policy, TeamEnv, require_same_spec
-
-
-def _mpe():
-    from . import mpe
-    return SimpleNamespace(tasks=mpe.tasks, agent_names=mpe.agent_names,
-                           make_game=lambda task, args, n: mpe.MPEGame(task, args, n))
-
-
-# name -> module-like namespace with tasks(), agent_names(task, args), make_game(task, args, n).
-SUITES = {"mpe": _mpe()}
 
 
 def make_game(entry: dict, num_envs: int) -> Game:
