@@ -3,7 +3,8 @@
 The Snakefile and the CLI share this module, so a config that Snakemake accepts is exactly one the
 CLI accepts. Validation happens in two layers: the JSON schema (types, required fields, enums),
 reported with the field's dotted path, then cross-field checks (tier names existing envs, a team
-naming agents the task really has).
+naming agents the task really has, hyper-parameters parsed into their dataclasses, tables naming
+real algorithms). Torch-free, and no suite is imported: the workflow runs this on every parse.
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import hparams
 from .errors import ConfigError
-from .hparams import QUALITIES, at_quality, check_section, missing_fields, parse_hp
+from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
 from .jobs import TrainJob
 from .registry import ASSIGNERS, BACKBONES, SUITES
 
@@ -101,7 +101,7 @@ def _check_environments(cfg: dict) -> None:
                               f"use one of {', '.join(sorted(tasks))}")
         task = tasks[env["task"]]
         task_args = env.get("task_args", {})
-        task.with_defaults(task_args, f"{where}.task_args")
+        task.check_args(task_args, f"{where}.task_args")
         agents = task.agent_names(task_args)
         bad = [a for a in env["team"] if a not in agents]
         if bad:
@@ -167,7 +167,7 @@ def _check_training(cfg: dict) -> None:
     """Every hyper-parameter section checked where it is written (names, types, bounds, per-quality
     maps complete), then each algorithm's resolved hyper-parameters parsed into its backbone's and
     its assigner's dataclasses at every quality, and the tiers' training selections."""
-    check_section(hparams.BackboneConfig, cfg["training"]["common"], "training.common")
+    check_section(BackboneConfig, cfg["training"]["common"], "training.common")
     for name, section in cfg["backbones"].items():
         if name not in BACKBONES:
             raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(BACKBONES)}")

@@ -88,8 +88,8 @@ class TaskDescription:
     args: dict
     agents: Callable[[dict], list[str]]
 
-    def with_defaults(self, task_args: dict, where: str) -> dict:
-        """task_args checked (names, types) and completed with the defaults; ConfigError naming `where`."""
+    def check_args(self, task_args: dict, where: str) -> None:
+        """Names and types of task_args against the task's own; ConfigError naming `where`."""
         for name, value in task_args.items():
             if name not in self.args:
                 raise ConfigError(f"{where}.{name}", "is not an argument of this task",
@@ -100,7 +100,6 @@ class TaskDescription:
             if not isinstance(value, want) or (isinstance(value, bool) and want != (bool,)):
                 raise ConfigError(f"{where}.{name}", f"must be {' or '.join(t.__name__ for t in want)}, got {value!r}",
                                   f"write a value like the task's default, {default!r}")
-        return {**self.args, **task_args}
 
     def agent_names(self, task_args: dict) -> list[str]:
         return list(self.agents({**self.args, **task_args}))
