@@ -1,6 +1,6 @@
 """fp32 vs bf16 side by side for the causal reward model alone, on a real raw dataset.
 
-Trains the paper-sized model (CausalConfig defaults, the config's per-quality lambdas) on the
+Trains the paper-sized model (the config's `causal:` section at the file's quality) on the
 team rewards of one raw file for each precision and seed, then on a held-out 20% prints what the
 precision could change: how much of the team reward's variance the relabelled rewards leave
 unexplained, the mask densities, and the correlation of r_hat_i with the hidden individual rewards.
@@ -19,7 +19,7 @@ import yaml
 
 from maccabench import data
 from maccabench.causal import CausalRewardModel, reward_recovery
-from maccabench.config import _per_quality
+from maccabench.hparams import CausalConfig, at_quality, parse_hp
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     torch.set_num_threads(args.threads)
     raw = data.read(args.raw, kind="raw")
     with open(args.config) as f:
-        hp = _per_quality(yaml.safe_load(f)["causal"], raw.attrs["quality"])
+        hp = at_quality(yaml.safe_load(f)["causal"], raw.attrs["quality"])
     T = len(raw)
     order = np.random.default_rng(0).permutation(T)
     train_idx, test_idx = order[: int(0.8 * T)], order[int(0.8 * T):]
@@ -47,7 +47,7 @@ def main():
     for precision in ("fp32", "bf16"):
         rows = []
         for seed in args.seeds:
-            model = CausalRewardModel(raw.spec, {**hp, "precision": precision}, "cpu", seed)
+            model = CausalRewardModel(raw.spec, parse_hp(CausalConfig, {**hp, "precision": precision}, "causal"), "cpu", seed)
             g = np.random.default_rng(seed)
             c0 = time.process_time()
             for _ in range(args.steps):

@@ -80,7 +80,7 @@ def main():
             print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{gflop:>11.2f}"
                   f"{gflop * sps:>9.0f}{sps / AUTHORS_MACCA:>10.1f}x"
                   f"{'' if not args.causal_only else f'{AUTHORS_CAUSAL_MS * sps / 1000:.1f}x':>12}{cpu_ms:>12.1f}{n:>7}")
-    ref = authors_causal_step_flops(CausalRewardModel(CN, {}, "cpu", seed=0), args.batch) / 1e9
+    ref = authors_causal_step_flops(CausalRewardModel(CN, C.reward_config(cfg, args.algo, args.quality), "cpu", seed=0), args.batch) / 1e9
     print(f"reference: the authors' MACCA-OMAR, {AUTHORS_MACCA} steps/s on the 2-core development machine; "
           f"its causal part ~{AUTHORS_CAUSAL_MS:.0f} ms/step for {ref:.1f} GFLOP ({ref / AUTHORS_CAUSAL_MS * 1000:.0f} GFLOP/s). "
           f"GFLOP/s above count the causal model only")

@@ -15,6 +15,7 @@ OMAR does about 13 steps/s, their MACCA-OMAR 4.3 ("vs authors" compares those tw
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -22,9 +23,9 @@ import torch
 import yaml
 
 from maccabench import config as C
-from maccabench.algos import ALGOS
 from maccabench.causal import CausalRewardModel
 from maccabench.envs.base import EnvSpec
+from maccabench.registry import BACKBONES
 from maccabench.rewards import RewardContext, make_assigner
 from maccabench.train import training_step
 
@@ -91,9 +92,11 @@ def authors_causal_step_flops(model, batch_size: int) -> float:
 def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None):
     """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes."""
     entry = cfg["algorithms"][algo]
-    backbone = ALGOS[entry["backbone"]](CN, C.backbone_hp(cfg, algo, quality), device, seed=0)
-    hp = {**C.reward_hp(cfg, algo, quality), **(reward_options or {})}
-    assigner = make_assigner(entry["rewards"], RewardContext(CN, hp, device, 0, dataset=None))
+    backbone = BACKBONES[entry["backbone"]].build(CN, C.backbone_config(cfg, algo, quality), device, seed=0)
+    config = C.reward_config(cfg, algo, quality)
+    if config is not None:   # assigners with hyper-parameters (the causal model): the command line's options
+        config = dataclasses.replace(config, **(reward_options or {}))
+    assigner = make_assigner(entry["rewards"], RewardContext(CN, config, device, 0, dataset=None))
     return assigner, backbone
 
 

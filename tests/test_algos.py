@@ -1,5 +1,6 @@
 """The backbones' losses against hand-computed values on tiny tensors, and the properties the
 training loop relies on (independent agents, padded actions, checkpoints, config errors)."""
+import dataclasses
 import io
 import math
 
@@ -8,13 +9,13 @@ import pytest
 import torch
 
 from maccabench import config as C
-from maccabench.algos import ALGOS
 from maccabench.algos.common import clip_grad_norm_per_agent, masked_mean
 from maccabench.algos.icql import cql_penalty, deterministic_actor_loss, td_target
 from maccabench.algos.maicq import LinearMixer, batch_weights, expectile_loss, weighted_regression
 from maccabench.algos.omar import better_of, omar_actor_loss, softmax_refit, zeroth_order_actions
 from maccabench.envs.base import EnvSpec
 from maccabench.errors import ConfigError
+from maccabench.registry import BACKBONES
 
 T = torch.tensor
 # world's team: a leader with 9 action dimensions and three agents with 5 (padded to 9)
@@ -25,7 +26,8 @@ CN = EnvSpec(env="cn", suite="mpe", task="simple_spread_v3", agents=("a", "b", "
 
 
 def hp(cfg, algo, quality="medium", **over):
-    return {**C.backbone_hp(cfg, algo, quality), **over}
+    """The algorithm's backbone config at `quality`, parsed as a job parses it, with overrides."""
+    return dataclasses.replace(C.backbone_config(cfg, algo, quality), **over)
 
 
 def batch_for(spec, B=8, seed=0):
@@ -75,15 +77,15 @@ def test_icql_update_losses_by_hand_with_padded_actions(cfg):
     TD = sum over twins of mean (r + gamma c - c)^2 and CQL = 2 (log M + A_i log 2), with A_i each
     agent's *true* action count (world: 9, 5, 5, 5)."""
     h = hp(cfg, "icql", cql_alpha=2.0)
-    algo = ALGOS["icql"](WORLD, h, torch.device("cpu"), seed=0)
+    algo = BACKBONES["icql"].build(WORLD, h, torch.device("cpu"), seed=0)
     c = 1.5
     for m in (algo.q1, algo.q2, algo.q1_t, algo.q2_t):
         constant_critic(m, c)
     b = batch_for(WORLD)
     out = algo.update(b)
     r = b["rewards"].T
-    td = 2 * ((r + h["gamma"] * c - c) ** 2).mean(dim=1)                           # per agent
-    cql = torch.tensor([2 * (math.log(h["cql_samples"]) + a * math.log(2)) for a in WORLD.action_dims])
+    td = 2 * ((r + h.gamma * c - c) ** 2).mean(dim=1)                           # per agent
+    cql = torch.tensor([2 * (math.log(h.cql_samples) + a * math.log(2)) for a in WORLD.action_dims])
     assert out["losses/td"].item() == pytest.approx(td.mean().item(), rel=1e-5)
     assert out["losses/cql"].item() == pytest.approx(cql.mean().item(), rel=1e-5)
     assert out["losses/critic"].item() == pytest.approx((td + 2.0 * cql).mean().item(), rel=1e-5)
@@ -98,7 +100,7 @@ def test_agents_learn_independently(cfg):
         b2["rewards"][:, 1] += 5.0
         p = []
         for batch in (b, b2):
-            algo = ALGOS[name](CN, hp(cfg, name), torch.device("cpu"), seed=0)
+            algo = BACKBONES[name].build(CN, hp(cfg, name), torch.device("cpu"), seed=0)
             algo.update(batch)
             p.append([x.detach().clone() for m in (algo.q1, algo.actor) for x in m.parameters()])
         assert all(torch.equal(x[0], y[0]) for x, y in zip(*p))      # agent 0: identical
@@ -201,7 +203,7 @@ def test_maicq_update_by_hand(cfg, mixer):
     """Constant critics (and, with the mixer, constant k and b) make the implicit-constraint weights
     uniform, so the critic loss is the mean squared TD error of y = r + gamma * V(s', a')."""
     h = hp(cfg, "maicq", mixer=mixer)
-    algo = ALGOS["maicq"](CN, h, torch.device("cpu"), seed=0)
+    algo = BACKBONES["maicq"].build(CN, h, torch.device("cpu"), seed=0)
     c = 2.0
     constant_critic(algo.critic, c)
     constant_critic(algo.critic_t, c)
@@ -212,20 +214,20 @@ def test_maicq_update_by_hand(cfg, mixer):
                 m.net[-1].weight.zero_()
                 m.net[-1].bias.copy_(T([1.0, 0.5, 2.0, -1.0]))   # k = (1, .5, 2), b = -1
         v = (1 + 0.5 + 2) * c - 1
-        expected = ((b["team_rewards"] + h["gamma"] * v - v) ** 2).mean()
+        expected = ((b["team_rewards"] + h.gamma * v - v) ** 2).mean()
     else:
-        expected = ((b["rewards"] + h["gamma"] * c - c) ** 2).mean()   # per agent, then averaged
+        expected = ((b["rewards"] + h.gamma * c - c) ** 2).mean()   # per agent, then averaged
     assert algo.update(b)["losses/critic"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 # ---- every backbone: checkpoints, acting, config errors --------------------------------------------
 
-@pytest.mark.parametrize("name", list(ALGOS))
+@pytest.mark.parametrize("name", list(BACKBONES))
 def test_state_dict_round_trip_continues_identically(cfg, name):
     b = batch_for(WORLD, B=16)
-    a1 = ALGOS[name](WORLD, hp(cfg, name), torch.device("cpu"), seed=3)
+    a1 = BACKBONES[name].build(WORLD, hp(cfg, name), torch.device("cpu"), seed=3)
     a1.update(b)
-    a2 = ALGOS[name](WORLD, hp(cfg, name), torch.device("cpu"), seed=99)
+    a2 = BACKBONES[name].build(WORLD, hp(cfg, name), torch.device("cpu"), seed=99)
     saved = io.BytesIO()
     torch.save(a1.state_dict(), saved)     # as the training loop's checkpoint does
     saved.seek(0)
@@ -263,9 +265,12 @@ def test_unknown_hyperparameter_and_algorithm_are_named(cfg):
         C.train_job(cfg, "cn", "expert", "qmix", 0)
 
 
-def test_backbone_rejects_wrongly_typed_job_hyperparameters(cfg):
-    with pytest.raises(ConfigError, match=r"cql_samples.*must be of type int"):
-        ALGOS["icql"](CN, hp(cfg, "icql", cql_samples=2.5), torch.device("cpu"), seed=0)
+def test_job_rejects_wrongly_typed_hyperparameters(cfg):
+    """A job is checked when it is built (or parsed from a rule's JSON), before any backbone exists."""
+    cfg["tier"] = "smoke"
+    job = C.train_job(cfg, "cn", "expert", "icql", 0)
+    with pytest.raises(ConfigError, match=r"backbone_hp\.cql_samples.*must be of type int"):
+        dataclasses.replace(job, backbone_hp={**job.backbone_hp, "cql_samples": 2.5})
 
 
 def test_mixer_with_per_agent_rewards_is_rejected(cfg):
@@ -278,26 +283,26 @@ def test_mixer_with_per_agent_rewards_is_rejected(cfg):
 
 def test_table4_values_reach_the_job(cfg):
     cfg["tier"] = "smoke"
-    assert C.train_job(cfg, "cn", "expert", "omar", 0)["backbone_hp"]["omar_tau"] == 0.9
-    assert C.train_job(cfg, "cn", "random", "omar", 0)["backbone_hp"]["omar_tau"] == 0.99
-    assert C.train_job(cfg, "pp", "medium", "icql", 0)["backbone_hp"]["cql_alpha"] == 0.5
-    assert C.train_job(cfg, "pp", "medium-replay", "omar", 0)["backbone_hp"]["cql_alpha"] == 1.0
+    assert C.train_job(cfg, "cn", "expert", "omar", 0).backbone_config.omar_tau == 0.9
+    assert C.train_job(cfg, "cn", "random", "omar", 0).backbone_config.omar_tau == 0.99
+    assert C.train_job(cfg, "pp", "medium", "icql", 0).backbone_config.cql_alpha == 0.5
+    assert C.train_job(cfg, "pp", "medium-replay", "omar", 0).backbone_hp["cql_alpha"] == 1.0
 
 
 def test_tier_update_counts_and_overrides(cfg):
     cfg["tier"] = "paper"
-    assert C.train_job(cfg, "cn", "expert", "omar", 0)["updates"] == 2001          # 200k loop steps
-    assert C.train_job(cfg, "cn", "random", "omar", 0)["updates"] == 6001          # 600k for CN-random
-    assert C.train_job(cfg, "pp", "medium-replay", "omar", 0)["updates"] == 1001   # 100k for PP-medium-replay
+    assert C.train_job(cfg, "cn", "expert", "omar", 0).updates == 2001          # 200k loop steps
+    assert C.train_job(cfg, "cn", "random", "omar", 0).updates == 6001          # 600k for CN-random
+    assert C.train_job(cfg, "pp", "medium-replay", "omar", 0).updates == 1001   # 100k for PP-medium-replay
     cfg["tiers"]["paper"]["train_updates_overrides"]["mars/random"] = 5
     with pytest.raises(ConfigError, match=r"train_updates_overrides\.mars/random.*unknown env"):
         C.check(cfg)
 
 
-@pytest.mark.parametrize("name", list(ALGOS))
+@pytest.mark.parametrize("name", list(BACKBONES))
 def test_discrete_action_envs_are_refused_by_name(cfg, name):
     from dataclasses import replace
     from maccabench.errors import MaccabenchError
     smax = replace(CN, env="2s3z", suite="smax", discrete=True)
     with pytest.raises(MaccabenchError, match=f"backbone {name.upper()}.*continuous.*'2s3z'"):
-        ALGOS[name](smax, hp(cfg, name), torch.device("cpu"), seed=0)
+        BACKBONES[name].build(smax, hp(cfg, name), torch.device("cpu"), seed=0)

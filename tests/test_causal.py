@@ -16,6 +16,9 @@ from maccabench.causal import (CausalRewardModel, GroundTruthReward, read_ground
                                reward_recovery)
 from maccabench.envs.base import EnvSpec
 from maccabench.errors import ConfigError, DatasetError
+from maccabench.hparams import CausalConfig, at_quality, parse_hp
+
+from conftest import ROOT
 
 N, O, A = 3, 4, 2
 SPEC = EnvSpec(env="synthetic", suite="synthetic", task="sum_of_squares", agents=("a0", "a1", "a2"),
@@ -23,6 +26,13 @@ SPEC = EnvSpec(env="synthetic", suite="synthetic", task="sum_of_squares", agents
 STATE_CAUSES = sorted(O * i + k for i in range(N) for k in (0, 1))
 ACTION_CAUSES = [A * i for i in range(N)]
 SMALL = {"hidden": 64, "layers": 2, "lr": 3e-3, "lambda1": 5e-3, "lambda2": 5e-3}   # fast on 2 cores
+# the pipeline's causal model: config/config.yaml `causal:` at medium quality (where its values live)
+PIPELINE = at_quality(yaml.safe_load((ROOT / "config/config.yaml").read_text())["causal"], "medium")
+
+
+def config(hp: dict) -> CausalConfig:
+    """The pipeline's causal config with `hp` overriding it, parsed as a job parses it."""
+    return parse_hp(CausalConfig, {**PIPELINE, **hp}, "causal")
 
 
 def synthetic(T: int, seed: int) -> dict[str, np.ndarray]:
@@ -51,7 +61,7 @@ def train(model: CausalRewardModel, arrays: dict, updates: int, batch_size: int 
 def trained(request):
     torch.set_num_threads(1)
     train_set, test_set = synthetic(8192, seed=1), synthetic(4096, seed=2)
-    model = CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1, "precision": request.param}, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config({**SMALL, "updates_per_step": 1, "precision": request.param}), "cpu", seed=0)
     return train(model, train_set, updates=1200), test_set
 
 
@@ -60,7 +70,7 @@ def trained(request):
 @pytest.mark.parametrize("graph", ["dynamic", "fixed"])
 def test_reward_loss_reaches_both_structure_predictors(graph):
     spec = EnvSpec(**{**SPEC.__dict__, "action_dims": (2, 2, 1)})   # agent 2 has a padded action dimension
-    model = CausalRewardModel(spec, {**SMALL, "lambda1": 0.0, "lambda2": 0.0, "graph": graph}, "cpu", seed=0)
+    model = CausalRewardModel(spec, config({**SMALL, "lambda1": 0.0, "lambda2": 0.0, "graph": graph}), "cpu", seed=0)
     arrays = synthetic(256, seed=0)
     arrays["actions"][:, 2, 1] = 0.0
     loss, _ = model.loss(torch.cat([torch.as_tensor(arrays["state"]), torch.as_tensor(arrays["actions"]).flatten(1)], 1),
@@ -76,7 +86,7 @@ def test_reward_loss_reaches_both_structure_predictors(graph):
 
 
 def test_masks_gate_what_the_reward_predictor_sees():
-    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0)
     arrays = synthetic(64, seed=0)
     batch = team_batch(arrays)
     moved_state = {**batch, "state": batch["state"] + 1.0}
@@ -128,14 +138,14 @@ def test_relabelled_rewards_correlate_with_the_hidden_individual_rewards(trained
     assert recovery["n_samples"] == len(test_set["state"])
     assert min(recovery["pearson"]["per_agent"]) > 0.4, recovery
     assert recovery["spearman"]["mean"] > 0.4, recovery
-    untrained = reward_recovery(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), raw)
+    untrained = reward_recovery(CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0), raw)
     assert abs(untrained["pearson"]["mean"]) < 0.3, untrained
 
 
 @pytest.mark.parametrize("strong", ["lambda1", "lambda2"])
 def test_a_strong_l1_weight_empties_its_own_masks_only(strong):
     arrays = synthetic(4096, seed=1)
-    model = train(CausalRewardModel(SPEC, {**SMALL, "updates_per_step": 1, strong: 0.5}, "cpu", seed=0), arrays, updates=300)
+    model = train(CausalRewardModel(SPEC, config({**SMALL, "updates_per_step": 1, strong: 0.5}), "cpu", seed=0), arrays, updates=300)
     rho = model.mask_densities(team_batch(arrays))
     emptied, kept = ("causal/rho_sr", "causal/rho_ar") if strong == "lambda1" else ("causal/rho_ar", "causal/rho_sr")
     assert rho[emptied] < 0.1 and rho[kept] > 0.4, rho
@@ -159,7 +169,7 @@ class RecordingBatch(dict):
 
 def test_the_model_reads_nothing_but_the_team_batch():
     arrays = synthetic(128, seed=0)
-    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0)
     batch = RecordingBatch({k: torch.as_tensor(v) for k, v in arrays.items()},
                            index=torch.arange(128), obs=torch.zeros(128, N, O))
     model.update(batch)
@@ -173,7 +183,7 @@ def test_the_model_reads_nothing_but_the_team_batch():
 
 def test_reward_recovery_hands_the_model_only_states_and_actions():
     arrays = synthetic(300, seed=0)
-    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0)
     seen: set[str] = set()
     assign = model.assign
     model.assign = lambda batch: (seen.update(batch), assign(batch))[1]
@@ -220,14 +230,14 @@ def test_recovery_of_a_run_rebuilds_its_model_from_config_and_checkpoint(tmp_pat
     for seed in (0, 1):
         data.write(tmp_path / f"raw{seed}.h5", arrays(seed), spec, "raw", quality="expert", seed=seed)
     team = data.mask(tmp_path / "raw0.h5", tmp_path / "team.h5")
-    model = CausalRewardModel(spec, SMALL, "cpu", seed=0)
+    model = CausalRewardModel(spec, config(SMALL), "cpu", seed=0)
     tensors = {k: torch.as_tensor(team.arrays[k]) for k in ("state", "actions", "team_rewards")}
     for _ in range(3):
         model.update({k: v[torch.as_tensor(g.integers(0, T, 64))] for k, v in tensors.items()})
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({"env": entry, "dataset": str(tmp_path / "team.h5"), "rewards": "causal",
-                                                     "rewards_hp": SMALL, "seed": 0}))
+                                                     "rewards_hp": {**PIPELINE, **SMALL}, "seed": 0}))
     torch.save({"assigner": model.state_dict()}, run / "ckpt.pt")
     recovered = recovery_of_run(run, tmp_path / "raw0.h5")
     assert recovered == reward_recovery(model, data.read(tmp_path / "raw0.h5"))
@@ -240,24 +250,24 @@ def test_recovery_of_a_run_rebuilds_its_model_from_config_and_checkpoint(tmp_pat
 
 def test_fully_connected_graph_has_no_masks_and_fixed_graph_is_one_graph_per_agent():
     arrays = synthetic(512, seed=0)
-    full = train(CausalRewardModel(SPEC, {**SMALL, "graph": "full"}, "cpu", seed=0), arrays, updates=3)
+    full = train(CausalRewardModel(SPEC, config({**SMALL, "graph": "full"}), "cpu", seed=0), arrays, updates=3)
     assert full.psi_g is None
     s_to_r, a_to_r = full.mask_snapshot(team_batch(arrays))
     assert (s_to_r == 1).all() and (a_to_r == 1).all()
     assert full.mask_densities(team_batch(arrays)) == {"causal/rho_sr": 1.0, "causal/rho_ar": 1.0}
 
-    fixed = train(CausalRewardModel(SPEC, {**SMALL, "graph": "fixed"}, "cpu", seed=0), arrays, updates=20)
+    fixed = train(CausalRewardModel(SPEC, config({**SMALL, "graph": "fixed"}), "cpu", seed=0), arrays, updates=20)
     first, second = fixed.mask_snapshot(team_batch(arrays, slice(0, 256))), fixed.mask_snapshot(team_batch(arrays, slice(256, 512)))
     assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
-    dynamic = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=20)
+    dynamic = train(CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0), arrays, updates=20)
     first, second = dynamic.mask_snapshot(team_batch(arrays, slice(0, 256))), dynamic.mask_snapshot(team_batch(arrays, slice(256, 512)))
     assert not np.array_equal(first[0], second[0])
 
 
 def test_without_h_clipping_the_probabilities_are_the_masks():
     arrays = synthetic(256, seed=0)
-    clipped = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=5)
-    soft = CausalRewardModel(SPEC, {**SMALL, "clip_h": False}, "cpu", seed=0)
+    clipped = train(CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0), arrays, updates=5)
+    soft = CausalRewardModel(SPEC, config({**SMALL, "clip_h": False}), "cpu", seed=0)
     soft.load_state_dict(clipped.state_dict())
     batch = team_batch(arrays)
     x = torch.cat([batch["state"], batch["actions"].flatten(1)], 1)
@@ -270,11 +280,11 @@ def test_without_h_clipping_the_probabilities_are_the_masks():
 
 def test_resuming_from_state_dict_continues_exactly():
     arrays = synthetic(1024, seed=0)
-    model = train(CausalRewardModel(SPEC, SMALL, "cpu", seed=0), arrays, updates=5)
+    model = train(CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0), arrays, updates=5)
     saved = io.BytesIO()
     torch.save(model.state_dict(), saved)   # as the training loop's checkpoint does
     train(model, arrays, updates=3, seed=7)
-    resumed = CausalRewardModel(SPEC, SMALL, "cpu", seed=123)   # another seed: everything must come from the checkpoint
+    resumed = CausalRewardModel(SPEC, config(SMALL), "cpu", seed=123)   # another seed: everything must come from the checkpoint
     saved.seek(0)
     resumed.load_state_dict(torch.load(saved, weights_only=False))
     train(resumed, arrays, updates=3, seed=7)
@@ -286,7 +296,7 @@ def test_pretrain_paradigm_trains_first_then_stays_frozen():
     arrays = synthetic(1024, seed=0)
     g = np.random.default_rng(0)
     sample = lambda: team_batch(arrays, g.integers(0, 1024, 128))
-    model = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain", "pretrain_updates": 4}, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config({**SMALL, "paradigm": "pretrain", "pretrain_updates": 4}), "cpu", seed=0)
     stats = model.pretrain(sample)
     assert model.n_updates == 4 and model.frozen and "causal/loss" in stats
     before = model.assign(team_batch(arrays))
@@ -294,7 +304,7 @@ def test_pretrain_paradigm_trains_first_then_stays_frozen():
     assert set(frozen_stats) == {"causal/loss", "causal/rho_sr", "causal/rho_ar"} and model.n_updates == 4
     assert torch.equal(model.assign(team_batch(arrays)), before)
     # pretrain_updates 0: as many causal updates as the alternating run would make
-    matched = CausalRewardModel(SPEC, {**SMALL, "paradigm": "pretrain"}, "cpu", seed=0)
+    matched = CausalRewardModel(SPEC, config({**SMALL, "paradigm": "pretrain"}), "cpu", seed=0)
     with pytest.raises(ConfigError, match="pretrain_updates"):
         matched.pretrain(sample)
     matched.pretrain(sample, planned_steps=2)
@@ -302,7 +312,7 @@ def test_pretrain_paradigm_trains_first_then_stays_frozen():
 
 
 def test_updates_per_step_defaults_to_one_per_agent():
-    model = CausalRewardModel(SPEC, SMALL, "cpu", seed=0)
+    model = CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0)
     model.update(team_batch(synthetic(64, seed=0)))
     assert model.updates_per_step == N and model.n_updates == N
 
@@ -311,5 +321,5 @@ def test_updates_per_step_defaults_to_one_per_agent():
                                        ({"h": -0.1}, "causal.h"), ({"precision": "fp16"}, "causal.precision")])
 def test_bad_options_name_the_field(hp, field):
     with pytest.raises(ConfigError) as err:
-        CausalRewardModel(SPEC, hp, "cpu", seed=0)
+        config(hp)
     assert err.value.field == field

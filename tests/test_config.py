@@ -8,6 +8,7 @@ import yaml
 
 from maccabench import config as C
 from maccabench.errors import ConfigError
+from maccabench.jobs import TrainJob
 
 from conftest import ROOT
 
@@ -29,6 +30,27 @@ def test_project_config_is_valid(cfg):
     (lambda c: c["environments"]["pp"].update(team=["adversary_0", "predator_7"]), "environments.pp.team",
      "names agents the task does not have: predator_7"),
     (lambda c: c["environments"]["pp"].update(others="none"), "environments.pp.others", "need a policy"),
+    # issue 15 item 5
+    (lambda c: c["causal"]["lambda1"].pop("random"), "causal.lambda1", "has no value for random"),
+    (lambda c: c["algorithms"]["macca-omar-full"]["reward_options"].update(graph="fulll"),
+     "algorithms.macca-omar-full.reward_options.graph", "use one of dynamic, fixed, full"),
+    (lambda c: c["algorithms"]["omar"].update(reward_options={"h": 0.05}), "algorithms.omar.reward_options",
+     "reward assigner 'team' takes no options"),
+    (lambda c: c["backbones"]["omar"]["omar_tau"].update(expret=c["backbones"]["omar"]["omar_tau"].pop("expert")),
+     "backbones.omar.omar_tau.expret", "expert, medium, medium-replay, random"),
+    (lambda c: c["causal"]["lambda2"].update(Expert=1.0), "causal.lambda2.Expert", "expert, medium, medium-replay, random"),
+    (lambda c: c["environments"]["cn"]["task_args"].update(num_landmarks=3), "environments.cn.task_args.num_landmarks",
+     "not an argument of this task"),
+    (lambda c: c["environments"]["pp"]["task_args"].update(num_adversaries=2.5), "environments.pp.task_args.num_adversaries",
+     "must be int"),
+    (lambda c: c["causal"].pop("h"), "causal.h", "is missing"),
+    (lambda c: c["training"]["common"].update(cql_alpha=1.0), "training.common.cql_alpha", "not a hyper-parameter"),
+    # issue 15 item 6: tables name algorithms, envs and tables that exist
+    (lambda c: c["tables"]["table1"]["algos"].append("macca-omr"), "tables.table1.algos", "macca-omr"),
+    (lambda c: c["tables"]["table7"]["rows"].update({"0.2": "macca-omar-h0p2"}), "tables.table7.rows", "macca-omar-h0p2"),
+    (lambda c: c["tables"]["table6"].update(env="cm"), "tables.table6.env", "unknown env 'cm'"),
+    (lambda c: c["tables"]["figures"]["curves"].append("tabel1"), "tables.figures.curves[9]", "unknown table 'tabel1'"),
+    (lambda c: c["tables"]["figures"]["masks"].update(algo="macca"), "tables.figures.masks.algo", "macca"),
 ])
 def test_bad_config_names_field_and_fix(cfg, mutate, field, words):
     mutate(cfg)
@@ -44,6 +66,45 @@ def test_exponent_without_decimal_point_is_explained(cfg):
     cfg["causal"]["lambda1"]["random"] = "1e-7"
     with pytest.raises(ConfigError, match=r"YAML reads 1e-7 as text.*write 1\.0e-07"):
         C.check(cfg)
+
+
+def test_validating_the_config_imports_no_torch_and_no_suite():
+    """What every Snakemake parse runs: it must not pay for (or need) torch, mpe2 or numpy."""
+    code = ("import sys; from maccabench import config as C; C.load('config/config.yaml'); "
+            "C.train_job(C.load('config/config.yaml', {'tier': 'smoke'}), 'cn', 'expert', 'macca-omar', 0); "
+            "print(sorted(m for m in ('torch', 'mpe2', 'numpy', 'pettingzoo') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_a_train_job_round_trips_through_the_rules_json(cfg):
+    cfg["tier"] = "smoke"
+    job = C.train_job(cfg, "pp", "random", "macca-omar-h0p05", 3)
+    again = TrainJob.from_json(job.to_json())
+    assert again == job and again.to_dict() == job.to_dict()
+    assert again.rewards_config.h == 0.05 and again.rewards_config.lambda1 == 1.0e-7   # Table 4, random
+    assert again.backbone_config.omar_tau == 0.99 and again.raw_dataset is None
+
+
+@pytest.mark.parametrize("text, field", [
+    ("{not json", "--job"),
+    ('["a", "list"]', "--job"),
+])
+def test_a_malformed_job_json_is_named(text, field):
+    with pytest.raises(ConfigError) as e:
+        TrainJob.from_json(text)
+    assert e.value.field == field
+
+
+def test_a_job_with_an_unknown_or_missing_key_is_named(cfg):
+    cfg["tier"] = "smoke"
+    d = C.train_job(cfg, "cn", "expert", "omar", 0).to_dict()
+    with pytest.raises(ConfigError, match="--job.updatez"):
+        TrainJob.from_dict({**d, "updatez": 3})
+    del d["behavior"]
+    with pytest.raises(ConfigError, match="--job.behavior"):
+        TrainJob.from_dict(d)
 
 
 def test_unknown_quality_in_a_job_is_rejected(cfg):

@@ -1,6 +1,7 @@
 """The training stage end to end: the smoke tier through Snakemake (every run folder, per the
 contract the tables read), reproducibility, resume after a kill, and errors that name the culprit."""
 import csv
+import dataclasses
 import json
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 from maccabench import config as C
 from maccabench import data
 from maccabench.envs.base import SpecMismatch
+from maccabench.jobs import TrainJob
 from maccabench.train import FIXED_COLUMNS, train
 
 from conftest import ROOT, snakemake
@@ -36,10 +38,10 @@ def metrics(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
-def job_of(run_dir: Path) -> dict:
+def job_of(run_dir: Path) -> TrainJob:
     """The job a run folder records (config.yaml, less what the machine added)."""
     job = yaml.safe_load((run_dir / "config.yaml").read_text())
-    return {k: v for k, v in job.items() if k not in ("device", "threads")}
+    return TrainJob.from_dict({k: v for k, v in job.items() if k not in ("device", "threads")})
 
 
 @pytest.mark.slow
@@ -97,18 +99,18 @@ def test_same_job_and_seed_give_the_same_metrics(smoke, tmp_path, algo):
     job = job_of(run)
     train(job, tmp_path / "again", progress=False, threads=1)
     assert metrics(tmp_path / "again/metrics.csv") == metrics(run / "metrics.csv")
-    train({**job, "seed": 1}, tmp_path / "seed1", progress=False, threads=1)
+    train(dataclasses.replace(job, seed=1), tmp_path / "seed1", progress=False, threads=1)
     assert metrics(tmp_path / "seed1/metrics.csv") != metrics(run / "metrics.csv")
 
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(smoke, tmp_path):
-    job = {**job_of(smoke / "runs/world/expert/omar/seed0"), "updates": 300, "eval_every": 20}
+    job = dataclasses.replace(job_of(smoke / "runs/world/expert/omar/seed0"), updates=300, eval_every=20)
     train(job, tmp_path / "whole", progress=False, threads=1)
 
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "maccabench", "train", "--env", "world", "--quality", "expert", "--algo", "omar",
-           "--job", json.dumps(job), "--out", str(out), "--threads", "1", "--no-progress"]
+           "--job", job.to_json(), "--out", str(out), "--threads", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -139,7 +141,7 @@ def test_a_run_folder_of_another_job_is_not_reused(smoke, tmp_path):
     run = smoke / "runs/cn/expert/icql/seed0"
     job = job_of(run)
     out = tmp_path / "run"
-    other = train({**job, "seed": 5}, out, progress=False, threads=1)   # finished run (and checkpoint) of seed 5
+    other = train(dataclasses.replace(job, seed=5), out, progress=False, threads=1)   # finished run (and checkpoint) of seed 5
     assert train(job, out, progress=False, threads=1) != other           # is no head start for seed 0
     assert metrics(out / "metrics.csv") == metrics(run / "metrics.csv")
     assert json.loads((out / "final.json").read_text())["seed"] == 0
@@ -150,7 +152,7 @@ def test_dataset_of_another_env_is_an_error_naming_the_file(smoke, smoke_cfg, tm
     job = C.train_job(smoke_cfg, "cn", "expert", "icql", 0)
     wrong = str(smoke / "datasets/team/pp/expert/seed0.h5")
     with pytest.raises(SpecMismatch, match=f"{wrong}.*does not match environment 'cn'"):
-        train({**job, "dataset": wrong}, tmp_path / "x", progress=False)
+        train(dataclasses.replace(job, dataset=wrong), tmp_path / "x", progress=False)
     assert not (tmp_path / "x/final.json").exists()
 
 
@@ -163,7 +165,7 @@ def test_cli_names_an_unknown_algorithm():
 
 def test_cli_names_a_wrongly_typed_hyperparameter_in_a_job(cfg, tmp_path):
     cfg["tier"] = "smoke"
-    job = C.train_job(cfg, "cn", "expert", "omar", 0)
+    job = C.train_job(cfg, "cn", "expert", "omar", 0).to_dict()
     job["backbone_hp"]["omar_samples"] = "ten"
     r = subprocess.run([sys.executable, "-m", "maccabench", "train", "--env", "cn", "--quality", "expert",
                         "--algo", "omar", "--job", json.dumps(job), "--out", str(tmp_path / "run")],

@@ -19,7 +19,7 @@ p settles near 0 or 1 and the relabel below matches training. At relabel time (`
 entries below h become 0 and the rest 1 (`clip_h`, the paper's rule); without clipping
 (`clip_h: false`, the Table 10 ablation) the probabilities themselves are the masks.
 
-Variants (all options of this one model, see `CausalConfig`): `graph` dynamic (per sample, the paper's
+Variants (all options of this one model, see `hparams.CausalConfig`): `graph` dynamic (per sample, the paper's
 method) | fixed (one graph per agent: a running average over training of the batch-mean mask
 probabilities; gradients reach psi_g through the batch mean) | full (all ones, no psi_g, no L1);
 `paradigm` alternate (Algorithm 1: `updates_per_step` causal updates on each batch before the
@@ -37,9 +37,8 @@ the causal updates, not one per agent.
 from __future__ import annotations
 
 import contextlib
-import math
 import dataclasses
-from dataclasses import dataclass
+import math
 from typing import Callable
 
 import numpy as np
@@ -47,37 +46,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .algos.common import hp_field, parse_hp
 from .data import Dataset, read
 from .envs.base import EnvSpec
 from .errors import ConfigError, DatasetError, MaccabenchError
-
-@dataclass(frozen=True)
-class CausalConfig:
-    """Hyper-parameters of the causal model; defaults are the paper's (appendix H, Table 4 medium).
-    The pipeline's values live in the `causal:` section of config/config.yaml (per quality there)."""
-    graph: str = hp_field("dynamic", doc="dynamic | fixed | full (Table 10)")
-    clip_h: bool = hp_field(True, doc="relabel with 1[p >= h]; false: with the probabilities p (Table 10)")
-    h: float = hp_field(0.1, min=0, max=1, doc="mask threshold (Table 4; Table 7 sweeps it)")
-    lambda1: float = hp_field(5e-3, min=0, doc="L1 weight of the state->reward masks (Table 4; Table 8)")
-    lambda2: float = hp_field(5e-3, min=0, doc="L1 weight of the action->reward masks (Table 4; Table 6)")
-    lr: float = hp_field(3e-4, min=0, doc="Adam learning rate of psi_g and psi_r (appendix H.3)")
-    hidden: int = hp_field(256, min=1, doc="width of psi_r and psi_g (appendix H.2)")
-    layers: int = hp_field(3, min=1, doc="hidden layers of psi_r and psi_g (appendix H.2)")
-    updates_per_step: int = hp_field(0, min=0, doc="causal updates per training step; 0 = one per agent (Algorithm 1)")
-    paradigm: str = hp_field("alternate", doc="alternate (Algorithm 1, TCPA) | pretrain (causal model first, TCB)")
-    pretrain_updates: int = hp_field(0, min=0, doc="causal-only updates before the policy starts (paradigm: pretrain); "
-                                     "0 = as many as the alternating run makes (its training steps x updates_per_step)")
-    precision: str = hp_field("fp32", doc="fp32 | bf16 (autocast of the matrix products)")
-    temperature: float = hp_field(0.5, min=1e-3, doc="of the relaxed Bernoulli mask samples used in training")
-    fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
-
-    def __post_init__(self):
-        for name, allowed in (("graph", ("dynamic", "fixed", "full")), ("paradigm", ("alternate", "pretrain")),
-                              ("precision", ("fp32", "bf16"))):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"causal.{name}", f"{getattr(self, name)!r} is not allowed", f"use one of {', '.join(allowed)}")
-
+from .hparams import CausalConfig, parse_hp
+from .registry import ASSIGNERS
+from .rewards import RewardContext, make_assigner
 
 class IdMLP(nn.Module):
     """MLP over (x, one-hot agent id) for all agents at once.
@@ -118,10 +92,10 @@ def joint_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 class CausalRewardModel:
     """RewardAssigner: `update(batch) -> dict`, `assign(batch) -> [B, N]`, `state_dict`."""
 
-    def __init__(self, spec: EnvSpec, hp: dict | None, device: torch.device | str, seed: int,
+    def __init__(self, spec: EnvSpec, cfg: CausalConfig, device: torch.device | str, seed: int,
                  truth: "GroundTruthReward | None" = None):
         self.spec, self.device = spec, torch.device(device)
-        self.cfg = parse_hp(CausalConfig, dict(hp or {}), "causal")
+        self.cfg = cfg
         self.n = spec.n_agents
         self.d_s, self.d_a = spec.state_dim, spec.n_agents * spec.action_dim
         self.d_in = self.d_s + self.d_a
@@ -325,6 +299,20 @@ class GroundTruthReward:
         pass
 
 
+# ---- how the registry builds them (registry.ASSIGNERS names these) -------------------------------
+
+def causal_model(ctx: RewardContext) -> CausalRewardModel:
+    return CausalRewardModel(ctx.spec, ctx.config, ctx.device, ctx.seed)
+
+
+def ground_truth(ctx: RewardContext) -> GroundTruthReward:
+    return GroundTruthReward(read_ground_truth(ctx.raw_dataset, ctx.dataset), ctx.device)
+
+
+def causal_model_of_ground_truth(ctx: RewardContext) -> CausalRewardModel:
+    return CausalRewardModel(ctx.spec, ctx.config, ctx.device, ctx.seed, truth=ground_truth(ctx))
+
+
 # ---- reward recovery (separate evaluation step, after training) ----------------------------------
 
 def _correlations(pred: np.ndarray, true: np.ndarray, rank: bool) -> dict:
@@ -370,20 +358,20 @@ def recovery_of_run(run_dir, raw_path) -> dict:
     from pathlib import Path
 
     from .envs import spec_of
-    from .rewards import RewardContext, make_assigner
     run_dir = Path(run_dir)
     job = yaml.safe_load((run_dir / "config.yaml").read_text())
+    entry = ASSIGNERS[job["rewards"]]
     spec = spec_of(job["env"])
     team = read(job["dataset"], kind="team", spec=spec)
     raw = read(raw_path, kind="raw", spec=spec)
     if team.attrs.get("source_checksum") != raw.attrs["checksum"]:
         raise DatasetError(raw_path, f"is not the raw file that {team.path} was made from (checksum differs)",
                            "pass the matching datasets/raw/... file")
-    device = torch.device("cpu")
-    assigner = make_assigner(job["rewards"], RewardContext(spec, job["rewards_hp"], device, job["seed"], team,
-                                                           job.get("raw_dataset")))
-    if not hasattr(assigner, "mask_snapshot"):
+    if not entry.mask_snapshots:
         raise MaccabenchError(f"run {run_dir} uses reward assigner {job['rewards']!r}, which does not infer rewards "
                               "from states and actions. Fix: compute reward recovery for MACCA runs only")
+    device = torch.device("cpu")
+    config = parse_hp(entry.config, job["rewards_hp"], "rewards_hp")
+    assigner = make_assigner(job["rewards"], RewardContext(spec, config, device, job["seed"], team, job.get("raw_dataset")))
     assigner.load_state_dict(torch.load(run_dir / "ckpt.pt", map_location=device, weights_only=False)["assigner"])
     return reward_recovery(assigner, raw)

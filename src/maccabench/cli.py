@@ -26,9 +26,9 @@ def cmd_check_config(args):
 
 
 def cmd_suites(args):
-    from .envs import SUITES
+    from .registry import SUITES
     for name, suite in SUITES.items():
-        print(f"{name}: {', '.join(suite.tasks())}")
+        print(f"{name}: {', '.join(sorted(suite.describe().tasks))}")
 
 
 def cmd_behavior(args):
@@ -64,15 +64,16 @@ def cmd_inspect(args):
 
 
 def cmd_train(args):
+    from .jobs import TrainJob
     from .train import train
     cfg = None
     if args.job:
-        job = json.loads(args.job)
+        job = TrainJob.from_json(args.job)   # the one place a rule's job is parsed and checked
     else:
         cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
         job = C.train_job(cfg, args.env, args.quality, args.algo, args.seed)
-    out = args.out or C.run_dir(cfg or C.load(args.config, {"tier": job["tier"]}), job["env"]["name"],
-                                job["quality"], job["algo"], job["seed"])
+    out = args.out or C.run_dir(cfg or C.load(args.config, {"tier": job.tier}), job.env["name"],
+                                job.quality, job.algo, job.seed)
     final = train(job, out, progress=not args.no_progress, threads=args.threads)
     print(json.dumps({k: v for k, v in final.items() if k != "versions"}, indent=1))
 

@@ -3,7 +3,8 @@
 The Snakefile and the CLI share this module, so a config that Snakemake accepts is exactly one the
 CLI accepts. Validation happens in two layers: the JSON schema (types, required fields, enums),
 reported with the field's dotted path, then cross-field checks (tier names existing envs, a team
-naming agents the task really has).
+naming agents the task really has, hyper-parameters parsed into their dataclasses, tables naming
+real algorithms). Torch-free, and no suite is imported: the workflow runs this on every parse.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
-
-QUALITIES = ("random", "medium", "medium-replay", "expert")
+from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
+from .jobs import TrainJob
+from .registry import ASSIGNERS, BACKBONES, SUITES
 
 
 def schema() -> dict:
@@ -36,6 +38,11 @@ def load(path: str | Path, overrides: dict | None = None) -> dict:
 def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
     field = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     sub = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        # "not valid under any of the given schemas" names nothing: report the failure inside the
+        # alternative meant for this kind of value (e.g. a misspelt key of a per-quality map)
+        meant = [e for e in err.context if e.validator != "type"] or list(err.context)
+        return _schema_error(max(meant, key=lambda e: len(e.absolute_path)))
     if err.validator == "required":
         missing = err.message.split("'")[1]
         where = missing if field == "<top level>" else f"{field}.{missing}"
@@ -57,7 +64,11 @@ def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
 
 
 def check(cfg: dict) -> dict:
-    """Validate a config; returns it unchanged or raises ConfigError naming the field and the fix."""
+    """Validate a config; returns it unchanged or raises ConfigError naming the field and the fix.
+
+    The one validation path, run before any job (by the CLI and on every Snakemake parse): the
+    schema, then every section once: environments against their suite's description, tiers,
+    hyper-parameters parsed into their dataclasses at every quality, algorithms and tables."""
     if not isinstance(cfg, dict):
         raise ConfigError("<top level>", "the config is not a mapping", "check the YAML file")
     validator = jsonschema.Draft202012Validator(schema())
@@ -65,34 +76,42 @@ def check(cfg: dict) -> dict:
     if errors:
         raise _schema_error(errors[0])
     check_tier_name(cfg)
-
-    from .envs import SUITES  # local import: envs pull in heavy packages
-
-    for name, env in cfg["environments"].items():
-        if env["suite"] not in SUITES:
-            raise ConfigError(f"environments.{name}.suite", f"unknown suite {env['suite']!r}",
-                              f"use one of {', '.join(sorted(SUITES))} or add an adapter in src/maccabench/envs")
-        suite = SUITES[env["suite"]]
-        tasks = suite.tasks()
-        if env["task"] not in tasks:
-            raise ConfigError(f"environments.{name}.task", f"unknown task {env['task']!r} in suite {env['suite']}",
-                              f"use one of {', '.join(sorted(tasks))}")
-        agents = suite.agent_names(env["task"], env.get("task_args", {}))
-        bad = [a for a in env["team"] if a not in agents]
-        if bad:
-            raise ConfigError(f"environments.{name}.team", f"names agents the task does not have: {', '.join(bad)}",
-                              f"choose from {', '.join(agents)}")
-        others = [a for a in agents if a not in env["team"]]
-        if others and env["others"] == "none":
-            raise ConfigError(f"environments.{name}.others", f"the task also has {', '.join(others)}, which need a policy",
-                              "set `others: frozen` or add them to the team")
-    for tier_name, tier in cfg["tiers"].items():
-        for i, env in enumerate(tier["envs"]):
+    _check_environments(cfg)
+    for tier_name, t in cfg["tiers"].items():
+        for i, env in enumerate(t["envs"]):
             if env not in cfg["environments"]:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
     _check_training(cfg)
+    if "tables" in cfg:
+        _check_tables(cfg)
     return cfg
+
+
+def _check_environments(cfg: dict) -> None:
+    """Suite, task, task_args and agent names of every entry, from each suite's description
+    (registry.SUITES), without importing any suite."""
+    for name, env in cfg["environments"].items():
+        where = f"environments.{name}"
+        if env["suite"] not in SUITES:
+            raise ConfigError(f"{where}.suite", f"unknown suite {env['suite']!r}",
+                              f"use one of {', '.join(sorted(SUITES))} or add an adapter in src/maccabench/envs")
+        tasks = SUITES[env["suite"]].describe().tasks
+        if env["task"] not in tasks:
+            raise ConfigError(f"{where}.task", f"unknown task {env['task']!r} in suite {env['suite']}",
+                              f"use one of {', '.join(sorted(tasks))}")
+        task = tasks[env["task"]]
+        task_args = env.get("task_args", {})
+        task.check_args(task_args, f"{where}.task_args")
+        agents = task.agent_names(task_args)
+        bad = [a for a in env["team"] if a not in agents]
+        if bad:
+            raise ConfigError(f"{where}.team", f"names agents the task does not have: {', '.join(bad)}",
+                              f"choose from {', '.join(agents)}")
+        others = [a for a in agents if a not in env["team"]]
+        if others and env["others"] == "none":
+            raise ConfigError(f"{where}.others", f"the task also has {', '.join(others)}, which need a policy",
+                              "set `others: frozen` or add them to the team")
 
 
 # ---- slices of the config that one job needs (also what Snakemake passes as params) ----------
@@ -153,44 +172,49 @@ def collect_job(cfg: dict, env: str, quality: str, seed: int) -> dict:
 # ---- offline training: algorithms, hyper-parameters per quality, the job of one run -------------
 
 def _check_training(cfg: dict) -> None:
-    """Backbone names and hyper-parameter names/types (per quality), algorithm entries and the
-    tiers' training selections; errors name the config field."""
-    from .algos import ALGOS   # local imports: torch
-    from .algos.common import check_section, missing_fields
-    from .rewards import ASSIGNERS
-
+    """Every hyper-parameter section checked where it is written (names, types, bounds, per-quality
+    maps complete), then each algorithm's resolved hyper-parameters parsed into its backbone's and
+    its assigner's dataclasses at every quality, and the tiers' training selections."""
+    check_section(BackboneConfig, cfg["training"]["common"], "training.common")
     for name, section in cfg["backbones"].items():
-        if name not in ALGOS:
-            raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(ALGOS)}")
-        check_section(ALGOS[name].Config, section, f"backbones.{name}")
-        check_section(ALGOS[name].Config, cfg["training"]["common"], "training.common")
+        if name not in BACKBONES:
+            raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(BACKBONES)}")
+        check_section(BACKBONES[name].config, section, f"backbones.{name}")
+    for section in dict.fromkeys(a.config_section for a in ASSIGNERS.values() if a.config_section):
+        if section in cfg:
+            check_section(_assigner_config(section), cfg[section] or {}, section)
     for algo, entry in cfg["algorithms"].items():
         where = f"algorithms.{algo}"
-        if entry["backbone"] not in ALGOS or entry["backbone"] not in cfg["backbones"]:
+        if entry["backbone"] not in BACKBONES or entry["backbone"] not in cfg["backbones"]:
             raise ConfigError(f"{where}.backbone", f"unknown backbone {entry['backbone']!r}",
-                              f"use one of {', '.join(b for b in ALGOS if b in cfg['backbones'])}")
+                              f"use one of {', '.join(b for b in BACKBONES if b in cfg['backbones'])}")
         if entry["rewards"] not in ASSIGNERS:
             raise ConfigError(f"{where}.rewards", f"unknown reward assigner {entry['rewards']!r}",
-                              f"use one of {', '.join(ASSIGNERS)} (src/maccabench/rewards.py)")
-        cls = ALGOS[entry["backbone"]]
-        check_section(cls.Config, entry.get("options", {}), f"{where}.options")
-        missing = missing_fields(cls.Config, backbone_hp(cfg, algo, QUALITIES[0]))
-        if missing:
-            raise ConfigError(f"backbones.{entry['backbone']}.{missing[0]}", "is missing",
-                              f"add `{missing[0]}` (see the Config dataclass of src/maccabench/algos/{entry['backbone']}.py)")
-        assigner = ASSIGNERS[entry["rewards"]]
-        if assigner.config_class is not None:   # e.g. the causal model's lambda1/lambda2/h/graph/...
-            from .algos.common import parse_hp
-            for q in QUALITIES:
-                parse_hp(assigner.config_class(), reward_hp(cfg, algo, q), f"{where}.reward_options")
-        if hasattr(cls, "check_rewards"):
-            from .algos.common import parse_hp
-            for q in QUALITIES:
-                problem = cls.check_rewards(parse_hp(cls.Config, backbone_hp(cfg, algo, q), where),
-                                            ASSIGNERS[entry["rewards"]].shared)
-                if problem:
-                    raise ConfigError(where, f"backbone {entry['backbone']} with rewards {entry['rewards']!r}: {problem}",
-                                      f"set it under `{where}.options`")
+                              f"use one of {', '.join(ASSIGNERS)} (src/maccabench/registry.py)")
+        backbone, assigner = BACKBONES[entry["backbone"]], ASSIGNERS[entry["rewards"]]
+        check_section(backbone.config, entry.get("options", {}), f"{where}.options")
+        if assigner.config is None and entry.get("reward_options"):
+            raise ConfigError(f"{where}.reward_options", f"reward assigner {entry['rewards']!r} takes no options",
+                              "remove `reward_options` or use an assigner that has them (e.g. causal)")
+        if assigner.config is not None:
+            check_section(assigner.config, entry.get("reward_options", {}), f"{where}.reward_options")
+        for q in QUALITIES:
+            hp = backbone_hp(cfg, algo, q)
+            missing = missing_fields(backbone.config, hp)
+            if missing:
+                raise ConfigError(f"backbones.{entry['backbone']}.{missing[0]}", "is missing",
+                                  f"add `{missing[0]}` (see {backbone.config.__name__} in src/maccabench/hparams.py)")
+            if assigner.config is not None:
+                missing = missing_fields(assigner.config, reward_hp(cfg, algo, q))
+                if missing:
+                    raise ConfigError(f"{assigner.config_section}.{missing[0]}", "is missing",
+                                      f"add `{missing[0]}` (see {assigner.config.__name__} in src/maccabench/hparams.py)")
+                reward_config(cfg, algo, q)
+            parsed = backbone_config(cfg, algo, q)
+            problem = backbone.check_rewards and backbone.check_rewards(parsed, assigner.shared)
+            if problem:
+                raise ConfigError(where, f"backbone {entry['backbone']} with rewards {entry['rewards']!r}: {problem}",
+                                  f"set it under `{where}.options`")
     for tier_name, t in cfg["tiers"].items():
         for i, algo in enumerate(t["algos"]):
             if algo not in cfg["algorithms"]:
@@ -205,10 +229,30 @@ def _check_training(cfg: dict) -> None:
                                   f"use <env>/<quality> with env one of {', '.join(cfg['environments'])}")
 
 
-def _per_quality(mapping: dict, quality: str) -> dict:
-    """Hyper-parameters with per-quality maps ({expert: .., medium: .., ...}) resolved."""
-    from .algos.common import is_per_quality
-    return {k: (v[quality] if is_per_quality(v) else v) for k, v in mapping.items()}
+def _assigner_config(section: str) -> type:
+    """The dataclass of the assigners whose values live in config section `section`."""
+    return next(a.config for a in ASSIGNERS.values() if a.config_section == section)
+
+
+def _check_tables(cfg: dict) -> None:
+    """Every table and figure of `tables:` resolved as the aggregation will resolve it (algorithm,
+    env and row names), so a misspelt name fails here and not inside a Snakemake input function."""
+    from .aggregate import spec   # it reads this module's tier helpers: imported at call time
+    names = spec.table_names(cfg)
+    for name in names:
+        spec.resolve(cfg, name)
+    figures = spec.figures(cfg)
+    for i, name in enumerate(figures.get("curves", [])):
+        if name not in names:
+            raise ConfigError(f"tables.figures.curves[{i}]", f"unknown table {name!r}", f"use one of {', '.join(names)}")
+    if "recovery" in figures and figures["recovery"] not in names:
+        raise ConfigError("tables.figures.recovery", f"unknown table {figures['recovery']!r}",
+                          f"use one of {', '.join(names)}")
+    if "masks" in figures:
+        spec.masks_job(cfg)
+        if figures["masks"]["env"] not in cfg["environments"]:
+            raise ConfigError("tables.figures.masks.env", f"unknown env {figures['masks']['env']!r}",
+                              f"use one of {', '.join(cfg['environments'])}")
 
 
 def algorithm(cfg: dict, algo: str) -> dict:
@@ -221,52 +265,61 @@ def algorithm(cfg: dict, algo: str) -> dict:
 def backbone_hp(cfg: dict, algo: str, quality: str) -> dict:
     """training.common < backbones.<backbone> < algorithms.<algo>.options, at this quality."""
     a = algorithm(cfg, algo)
-    return _per_quality({**cfg["training"]["common"], **cfg["backbones"].get(a["backbone"], {}),
-                         **a.get("options", {})}, quality)
+    return at_quality({**cfg["training"]["common"], **cfg["backbones"].get(a["backbone"], {}),
+                       **a.get("options", {})}, quality)
 
 
 def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
     """The assigner's config section (e.g. `causal:`) < the tier's causal_precision <
     algorithms.<algo>.reward_options, at this quality."""
-    from .rewards import ASSIGNERS
     a = algorithm(cfg, algo)
     section = ASSIGNERS[a["rewards"]].config_section
     base = copy.deepcopy(cfg.get(section) or {}) if section else {}
     if section == "causal" and "causal_precision" in tier(cfg):
         base["precision"] = tier(cfg)["causal_precision"]
-    return _per_quality({**base, **a.get("reward_options", {})}, quality)
+    return at_quality({**base, **a.get("reward_options", {})}, quality)
+
+
+def backbone_config(cfg: dict, algo: str, quality: str):
+    """The algorithm's backbone hyper-parameters at this quality, parsed into its config dataclass."""
+    return parse_hp(BACKBONES[algorithm(cfg, algo)["backbone"]].config, backbone_hp(cfg, algo, quality), f"algorithms.{algo}")
+
+
+def reward_config(cfg: dict, algo: str, quality: str):
+    """The algorithm's reward-assigner hyper-parameters at this quality, parsed (None: it takes none)."""
+    config = ASSIGNERS[algorithm(cfg, algo)["rewards"]].config
+    return None if config is None else parse_hp(config, reward_hp(cfg, algo, quality), f"algorithms.{algo}.reward_options")
 
 
 def run_dir(cfg: dict, env: str, quality: str, algo: str, seed: int) -> str:
     return f"{results_dir(cfg)}/runs/{env}/{quality}/{algo}/seed{int(seed)}"
 
 
-def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> dict:
-    """Everything one training run needs, resolved: what config.yaml of the run folder records."""
-    from .rewards import ASSIGNERS
+def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJob:
+    """Everything one training run needs, resolved and checked: what config.yaml of the run folder records."""
     if quality not in QUALITIES:
         raise ConfigError("quality", f"unknown quality {quality!r}", f"use one of {', '.join(QUALITIES)}")
     a, t, root = algorithm(cfg, algo), tier(cfg), results_dir(cfg)
     data_seed = t.get("train_dataset_seed", t["dataset_seeds"][0])
     reads_raw = a.get("raw_dataset", ASSIGNERS[a["rewards"]].reads_raw)
-    return {
-        "env": env_entry(cfg, env),
-        "quality": quality,
-        "algo": algo,
-        "seed": int(seed),
-        "tier": cfg["tier"],
-        "backbone": a["backbone"],
-        "backbone_hp": backbone_hp(cfg, algo, quality),
-        "rewards": a["rewards"],
-        "rewards_hp": reward_hp(cfg, algo, quality),
-        "dataset_seed": data_seed,
-        "dataset": f"{root}/datasets/team/{env}/{quality}/seed{data_seed}.h5",
-        "raw_dataset": f"{root}/datasets/raw/{env}/{quality}/seed{data_seed}.h5" if reads_raw else None,
-        "behavior": f"{root}/behavior/{env}/seed{data_seed}/policies.pt",   # the frozen opponents
-        "updates": t.get("train_updates_overrides", {}).get(f"{env}/{quality}", t["train_updates"]),
-        "batch_size": t["train_batch_size"],
-        "eval_every": t["eval_every"],
-        "eval_episodes": t["eval_episodes"],
-        "loop_steps_per_update": cfg["training"]["loop_steps_per_update"],
-        "table_score": cfg["training"]["table_score"],
-    }
+    return TrainJob(
+        env=env_entry(cfg, env),
+        quality=quality,
+        algo=algo,
+        seed=int(seed),
+        tier=cfg["tier"],
+        backbone=a["backbone"],
+        backbone_hp=backbone_hp(cfg, algo, quality),
+        rewards=a["rewards"],
+        rewards_hp=reward_hp(cfg, algo, quality),
+        dataset_seed=data_seed,
+        dataset=f"{root}/datasets/team/{env}/{quality}/seed{data_seed}.h5",
+        raw_dataset=f"{root}/datasets/raw/{env}/{quality}/seed{data_seed}.h5" if reads_raw else None,
+        behavior=f"{root}/behavior/{env}/seed{data_seed}/policies.pt",   # the frozen opponents
+        updates=t.get("train_updates_overrides", {}).get(f"{env}/{quality}", t["train_updates"]),
+        batch_size=t["train_batch_size"],
+        eval_every=t["eval_every"],
+        eval_episodes=t["eval_episodes"],
+        loop_steps_per_update=cfg["training"]["loop_steps_per_update"],
+        table_score=cfg["training"]["table_score"],
+    )

@@ -11,18 +11,21 @@ asks a *reward assigner* for per-agent rewards [B, N] and puts them in `batch["r
 (`maccabench.causal`) is another assigner, so `macca-omar` is the OMAR backbone with the causal
 assigner: a config entry under `algorithms:`, not a copy of the backbone.
 
-Optional hooks the loop calls when an assigner has them:
-  pretrain(sample_batch)   once before the first update of a fresh run (sample_batch() -> batch)
-  mask_snapshot(probe)     at every evaluation -> (s_to_r [N, S], a_to_r [N, N*A]) for masks.npz
+Assigners are registered in `maccabench.registry.ASSIGNERS`, which declares the optional hooks
+each one has (the loop calls only those):
+  pretrain(sample_batch, planned_steps)  `pretrains`: once before the first update of a fresh run
+  mask_snapshot(probe)                   `mask_snapshots`: at every evaluation -> (s_to_r [N, S],
+                                         a_to_r [N, N*A]) for masks.npz
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 
 from .envs.base import EnvSpec
+from .registry import ASSIGNERS
 
 
 class RewardAssigner(Protocol):
@@ -53,58 +56,20 @@ class TeamReward:
 
 @dataclass(frozen=True)
 class RewardContext:
-    """What an assigner may be built from. `raw_dataset` is set only for assigners that read the
-    hidden individual rewards (ground-truth ablations); every other one sees team data only."""
+    """What an assigner may be built from. `config` is its parsed hyper-parameters (the registry
+    entry's dataclass; None for assigners that take none). `raw_dataset` is set only for assigners
+    that read the hidden individual rewards (ground-truth ablations); every other one sees team
+    data only."""
     spec: EnvSpec
-    hp: dict
+    config: object
     device: torch.device
     seed: int
     dataset: object                 # the team data.Dataset being trained on
     raw_dataset: str | None = None
 
 
-@dataclass(frozen=True)
-class AssignerEntry:
-    build: Callable[[RewardContext], RewardAssigner]
-    shared: bool                    # every agent gets the same reward (the team reward)
-    config_section: str | None      # top-level config section holding its hyper-parameters
-    reads_raw: bool = False         # needs the raw dataset (individual rewards): ground truth only
-    doc: str = ""
-    config_class: Callable[[], type] | None = None   # dataclass of its hyper-parameters, checked before jobs start
-
-
-def _causal_config():
-    from .causal import CausalConfig
-    return CausalConfig
-
-
-def _causal(ctx: RewardContext):
-    from .causal import CausalRewardModel
-    return CausalRewardModel(ctx.spec, ctx.hp, ctx.device, ctx.seed)
-
-
-def _ground_truth(ctx: RewardContext):
-    from .causal import GroundTruthReward, read_ground_truth
-    return GroundTruthReward(read_ground_truth(ctx.raw_dataset, ctx.dataset), ctx.device)
-
-
-def _causal_gt(ctx: RewardContext):
-    from .causal import CausalRewardModel
-    return CausalRewardModel(ctx.spec, ctx.hp, ctx.device, ctx.seed, truth=_ground_truth(ctx))
-
-
-# name (as written in `algorithms.<name>.rewards`) -> how to build it
-ASSIGNERS: dict[str, AssignerEntry] = {
-    "team": AssignerEntry(lambda ctx: TeamReward(ctx.spec), shared=True, config_section=None,
-                          doc="every agent receives the team reward"),
-    "causal": AssignerEntry(_causal, shared=False, config_section="causal", config_class=_causal_config,
-                            doc="MACCA's causal reward model (team reward -> per-agent rewards)"),
-    "ground_truth": AssignerEntry(_ground_truth, shared=False, config_section=None, reads_raw=True,
-                                  doc="the hidden individual rewards from the raw dataset (Table 9)"),
-    "causal_gt": AssignerEntry(_causal_gt, shared=False, config_section="causal", reads_raw=True,
-                               config_class=_causal_config,
-                               doc="MACCA's model fitted to the individual rewards (Table 9)"),
-}
+def team_reward(ctx: RewardContext) -> TeamReward:
+    return TeamReward(ctx.spec)
 
 
 def make_assigner(name: str, ctx: RewardContext) -> RewardAssigner:

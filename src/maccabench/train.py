@@ -34,14 +34,13 @@ import torch
 import yaml
 
 from . import data
-from .algos import ALGOS
-from .algos.common import parse_hp
 from .policies import load_policies
 from .envs import make_team_env, spec_of
-from .errors import ConfigError
 from .io import atomic_path, remove_partials, versions, write_json
+from .jobs import TrainJob
 from .nets import device as default_device
-from .rewards import ASSIGNERS, RewardContext, make_assigner
+from .registry import ASSIGNERS, BACKBONES
+from .rewards import RewardContext, make_assigner
 from .rollout import evaluate
 
 EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
@@ -144,51 +143,36 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_job(job: dict) -> None:
-    """Errors a user can act on, before any data is read."""
-    if job["backbone"] not in ALGOS:
-        raise ConfigError(f"algorithms.{job['algo']}.backbone", f"unknown backbone {job['backbone']!r}",
-                          f"use one of {', '.join(ALGOS)}")
-    if job["rewards"] not in ASSIGNERS:
-        raise ConfigError(f"algorithms.{job['algo']}.rewards", f"unknown reward assigner {job['rewards']!r}",
-                          f"use one of {', '.join(ASSIGNERS)}")
-    parse_hp(ALGOS[job["backbone"]].Config, job["backbone_hp"], "backbone_hp")
-    for key in ("updates", "batch_size", "eval_every", "eval_episodes", "loop_steps_per_update"):
-        if not isinstance(job[key], int) or isinstance(job[key], bool) or job[key] < 1:
-            raise ConfigError(key, f"must be a positive integer, got {job[key]!r}", "fix the tier's training settings")
-    if job["table_score"] not in ("final", "best"):
-        raise ConfigError("training.table_score", f"{job['table_score']!r} is not allowed", "use final or best")
-
-
-def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | None = None) -> dict:
+def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: int | None = None) -> dict:
     """Run (or resume, or find finished) the training run of `job` (config.train_job) in `out_dir`;
     returns the content of final.json."""
     out = Path(out_dir)
+    record = job.to_dict()   # what config.yaml records and the resume digest hashes
     if (out / "final.json").exists():
-        if _recorded_job(out) == job:
+        if _recorded_job(out) == record:
             return json.loads((out / "final.json").read_text())
         (out / "final.json").unlink()   # finished, but for another job: this one starts over
-    check_job(job)
     if threads:
         torch.set_num_threads(threads)
     dev = default_device()
-    entry, seed = job["env"], job["seed"]
+    entry, seed = job.env, job.seed
     spec = spec_of(entry)
-    ds = data.read(job["dataset"], kind="team", spec=spec)   # a dataset of another env/spec: error naming the file
+    ds = data.read(job.dataset, kind="team", spec=spec)   # a dataset of another env/spec: error naming the file
     s_random, s_expert = float(ds.attrs["S_random"]), float(ds.attrs["S_expert"])
 
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    backbone = ALGOS[job["backbone"]](spec, job["backbone_hp"], dev, seed)
-    assigner = make_assigner(job["rewards"], RewardContext(spec, job["rewards_hp"], dev, seed, ds, job.get("raw_dataset")))
+    backbone = BACKBONES[job.backbone].build(spec, job.backbone_config, dev, seed)
+    assigner_entry = ASSIGNERS[job.rewards]
+    assigner = make_assigner(job.rewards, RewardContext(spec, job.rewards_config, dev, seed, ds, job.raw_dataset))
     batches = Batches(ds, dev, seed)
-    probe = batches.probe(job["batch_size"], seed + PROBE_SEED_OFFSET) if hasattr(assigner, "mask_snapshot") else None
+    probe = batches.probe(job.batch_size, seed + PROBE_SEED_OFFSET) if assigner_entry.mask_snapshots else None
 
-    _, others = load_policies(job["behavior"], "expert")
-    eval_env = make_team_env(entry, min(job["eval_episodes"], 10), others)
+    _, others = load_policies(job.behavior, "expert")
+    eval_env = make_team_env(entry, min(job.eval_episodes, 10), others)
 
-    digest = _job_digest(job, ds.attrs["checksum"])
+    digest = _job_digest(record, ds.attrs["checksum"])
     rows: list[dict] = []
     snapshots: dict[str, list] = {"updates": [], "s_to_r": [], "a_to_r": []}
     start, wall_before = 0, 0.0
@@ -207,7 +191,7 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
 
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)    # a killed predecessor's half-written checkpoint or metrics
-    resolved = {**job, "device": str(dev), "threads": torch.get_num_threads()}
+    resolved = {**record, "device": str(dev), "threads": torch.get_num_threads()}
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
@@ -217,8 +201,8 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
 
     def evaluate_now(updates: int) -> None:
         nonlocal sums, count
-        returns = evaluate(eval_env, backbone.act, job["eval_episodes"], seed + EVAL_SEED_OFFSET)
-        row = {"updates": updates, "loop_steps": updates * job["loop_steps_per_update"],
+        returns = evaluate(eval_env, backbone.act, job.eval_episodes, seed + EVAL_SEED_OFFSET)
+        row = {"updates": updates, "loop_steps": updates * job.loop_steps_per_update,
                "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),
                "eval/return_std": float(returns.std()),
                "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert),
@@ -242,29 +226,29 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
                         "assigner": assigner.state_dict(), "sampler": batches.gen.get_state(),
                         "rng": _rng_state()}, tmp)
         score = row["eval/normalized_score"]
-        print(f"{job['algo']} {entry['name']}/{job['quality']} seed {seed}: update {updates}/{job['updates']} "
+        print(f"{job.algo} {entry['name']}/{job.quality} seed {seed}: update {updates}/{job.updates} "
               f"return {row['eval/return_mean']:.2f} score {score if score is None else round(score, 1)} "
               f"({row['wall_s']:.0f} s)", flush=True)
 
     if start == 0 and not rows:
-        if hasattr(assigner, "pretrain"):
-            assigner.pretrain(lambda: batches.sample(job["batch_size"]), planned_steps=job["updates"])
+        if assigner_entry.pretrains:
+            assigner.pretrain(lambda: batches.sample(job.batch_size), planned_steps=job.updates)
         evaluate_now(0)
 
     from tqdm import tqdm
-    bar = tqdm(total=job["updates"], initial=start, desc=f"{job['algo']} {entry['name']}/{job['quality']}",
+    bar = tqdm(total=job.updates, initial=start, desc=f"{job.algo} {entry['name']}/{job.quality}",
                unit="upd", disable=not progress, mininterval=2)
-    for u in range(start + 1, job["updates"] + 1):
-        stats = training_step(assigner, backbone, batches.sample(job["batch_size"]))
+    for u in range(start + 1, job.updates + 1):
+        stats = training_step(assigner, backbone, batches.sample(job.batch_size))
         for k, v in stats.items():
             sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
         count += 1
         bar.update(1)
-        if u % job["eval_every"] == 0 or u == job["updates"]:
+        if u % job.eval_every == 0 or u == job.updates:
             evaluate_now(u)
     bar.close()
 
-    final = _final_json(job, rows, s_random, s_expert, time.time() - t0)
+    final = _final_json(record, rows, s_random, s_expert, time.time() - t0)
     write_json(out / "final.json", final)   # last: its presence means the run is finished
     return final
 

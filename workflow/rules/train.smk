@@ -8,15 +8,15 @@ wildcard_constraints:
     algo="|".join(re.escape(a) for a in config["algorithms"]),
 
 
-def train_job(w) -> dict:
+def train_job(w):
     return mbconfig.train_job(config, w.env, w.quality, w.algo, int(w.seed))
 
 
 def train_inputs(w) -> dict:
     job = train_job(w)
-    inputs = {"dataset": job["dataset"], "behavior": job["behavior"]}
-    if job["raw_dataset"]:   # ground-truth ablations only
-        inputs["raw"] = job["raw_dataset"]
+    inputs = {"dataset": job.dataset, "behavior": job.behavior}
+    if job.raw_dataset:   # ground-truth ablations only
+        inputs["raw"] = job.raw_dataset
     return inputs
 
 
@@ -31,7 +31,7 @@ rule train:
         metrics=f"{RUN}/metrics.csv",
         config=f"{RUN}/config.yaml",
     params:
-        job=lambda w: job_json(train_job(w)),
+        job=lambda w: train_job(w).to_json(),
         out=lambda w, output: os.path.dirname(output.final),
     conda:
         "../../envs/sim.yaml"
@@ -58,7 +58,7 @@ localrules: reward_recovery
 rule reward_recovery:
     input:
         final=f"{RUN}/final.json",
-        raw=lambda w: train_job(w)["dataset"].replace("/datasets/team/", "/datasets/raw/"),
+        raw=lambda w: train_job(w).dataset.replace("/datasets/team/", "/datasets/raw/"),
     output:
         f"{RUN}/reward_recovery.json",
     params:

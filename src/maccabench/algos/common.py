@@ -1,5 +1,6 @@
-"""Pieces every backbone shares: typed hyper-parameters, masked means over padded action
-dimensions, per-agent gradient clipping, and the agent-major layout helpers.
+"""Pieces every backbone shares: masked means over padded action dimensions, per-agent gradient
+clipping, and the agent-major layout helpers. (Their typed hyper-parameters, torch-free, are in
+`maccabench.hparams`.)
 
 Layout: the loop's batches are [B, N, ...]; backbones work agent-major ([N, B, ...]) because
 `nets.AgentMLP` runs every agent's network as one batched matmul over that layout.
@@ -7,84 +8,11 @@ Layout: the loop's batches are [B, N, ...]; backbones work agent-major ([N, B, .
 from __future__ import annotations
 
 import abc
-import dataclasses
-import math
-import typing
 
 import numpy as np
 import torch
 
-from ..config import QUALITIES
-from ..errors import ConfigError
-
-
-def hp_field(default=dataclasses.MISSING, *, min=None, max=None, doc: str = ""):
-    """A hyper-parameter field with optional bounds (checked when a config is read)."""
-    return dataclasses.field(default=default, metadata={"min": min, "max": max, "doc": doc})
-
-
-def _types(cls) -> dict[str, type]:
-    return typing.get_type_hints(cls)
-
-
-def check_value(cls, name: str, value, where: str):
-    """The value converted to the field's type, or ConfigError naming `where`."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if name not in fields:
-        raise ConfigError(where, f"is not a hyper-parameter of {cls.__name__}",
-                          f"remove it or use one of {', '.join(sorted(fields))}")
-    want, meta = _types(cls)[name], fields[name].metadata
-    ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          int: isinstance(value, int) and not isinstance(value, bool),
-          bool: isinstance(value, bool),
-          str: isinstance(value, str)}[want]
-    if not ok:
-        fix = f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else "")
-        if want is float and isinstance(value, str) and _looks_numeric(value):
-            fix = f"YAML reads {value} as text (an exponent needs a decimal point there): write {float(value):.1e}"
-        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})", fix)
-    value = want(value)
-    if want in (int, float):
-        if not math.isfinite(value):
-            raise ConfigError(where, f"must be finite, got {value!r}", "write a finite number")
-        if meta.get("min") is not None and value < meta["min"]:
-            raise ConfigError(where, f"must be >= {meta['min']}, got {value!r}", "use a value in range")
-        if meta.get("max") is not None and value > meta["max"]:
-            raise ConfigError(where, f"must be <= {meta['max']}, got {value!r}", "use a value in range")
-    return value
-
-
-def is_per_quality(value) -> bool:
-    """`{expert: 5.0, medium: 0.5, ...}`: one value per dataset quality (paper Table 4)."""
-    return isinstance(value, dict) and bool(value) and set(value) <= set(QUALITIES)
-
-
-def check_section(cls, mapping: dict, where: str) -> None:
-    """Check names and types of a config section (values may be per-quality maps)."""
-    for name, value in mapping.items():
-        if is_per_quality(value):
-            missing = [q for q in QUALITIES if q not in value]
-            if missing:
-                raise ConfigError(f"{where}.{name}", f"has no value for {', '.join(missing)}",
-                                  f"give one value per quality ({', '.join(QUALITIES)}) or a single value")
-            for q, v in value.items():
-                check_value(cls, name, v, f"{where}.{name}.{q}")
-        else:
-            check_value(cls, name, value, f"{where}.{name}")
-
-
-def missing_fields(cls, hp: dict) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name not in hp and f.default is dataclasses.MISSING]
-
-
-def parse_hp(cls, hp: dict, where: str):
-    """Resolved hyper-parameters (plain values) -> the backbone's config dataclass."""
-    out = {}
-    for name, value in hp.items():
-        out[name] = check_value(cls, name, value, f"{where}.{name}")
-    for name in missing_fields(cls, out):
-        raise ConfigError(f"{where}.{name}", "is missing", f"add `{name}` to the backbone's config section")
-    return cls(**out)
+from ..errors import MaccabenchError
 
 
 # ---- tensors ----------------------------------------------------------------------------------
@@ -118,10 +46,9 @@ def clip_grad_norm_per_agent(params, n: int, max_norm: float) -> torch.Tensor:
 def require_continuous(spec, backbone: str) -> None:
     """These backbones act with deterministic tanh actors: continuous actions only (MPE)."""
     if spec.discrete:
-        from ..errors import MaccabenchError
         raise MaccabenchError(f"backbone {backbone} is written for continuous actions, but env {spec.env!r} "
                               f"({spec.suite}) has discrete ones. Fix: train this env with a discrete-action "
-                              f"backbone (add one to maccabench.algos.ALGOS) or remove it from the tier's envs")
+                              f"backbone (add one to maccabench.registry.BACKBONES) or remove it from the tier's envs")
 
 
 def generator_for(device: torch.device, seed: int) -> torch.Generator:
@@ -170,10 +97,3 @@ class ActorBackbone(abc.ABC):
             self.gen.set_state(d["gen"])
         self.updates = int(d["updates"])
 
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False

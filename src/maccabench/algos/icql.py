@@ -21,27 +21,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 
 from ..envs.base import EnvSpec
 from ..nets import AgentMLP, soft_update
-from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, hp_field, masked_mean,
-                     parse_hp, require_continuous)
-
-
-@dataclass(frozen=True)
-class ICQLConfig:
-    hidden: int = hp_field(min=1, doc="width of actor and critic MLPs (OMAR's MPE networks: 64)")
-    gamma: float = hp_field(min=0, max=1, doc="discount")
-    actor_lr: float = hp_field(min=0, doc="Adam learning rate of the actors")
-    critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics")
-    tau: float = hp_field(min=0, max=1, doc="soft target-network update rate")
-    grad_clip: float = hp_field(min=0, doc="per-agent gradient-norm clip (OMAR: 0.5)")
-    cql_alpha: float = hp_field(min=0, doc="CQL penalty weight (paper Table 4, per quality)")
-    cql_samples: int = hp_field(min=1, doc="uniform random actions per state in the CQL log-sum-exp")
-    actor_l2: float = hp_field(min=0, doc="weight of mean(pi(o)^2) in the actor loss (OMAR: 1e-3)")
+from ..hparams import ICQLConfig
+from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, masked_mean, require_continuous
 
 
 # ---- the losses, as functions of tensors (tests check them against hand-computed values) -------
@@ -77,10 +63,8 @@ def no_param_grad(*modules):
 
 
 class ICQL(ActorBackbone):
-    Config = ICQLConfig
-
-    def __init__(self, spec: EnvSpec, hp: dict, device: torch.device, seed: int):
-        self.cfg = parse_hp(self.Config, hp, f"hyper-parameters of {type(self).__name__}")
+    def __init__(self, spec: EnvSpec, cfg: ICQLConfig, device: torch.device, seed: int):
+        self.cfg = cfg
         require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim

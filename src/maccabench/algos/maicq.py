@@ -39,30 +39,15 @@ credit assignment, so a config pairing `mixer: true` with a per-agent reward ass
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..envs.base import EnvSpec
 from ..nets import AgentMLP, soft_update
-from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, hp_field, parse_hp,
-                     require_continuous)
+from ..hparams import MAICQConfig
+from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, require_continuous
 from .icql import td_target
-
-
-@dataclass(frozen=True)
-class MAICQConfig:
-    hidden: int = hp_field(min=1, doc="width of actor, critic and mixer MLPs")
-    gamma: float = hp_field(min=0, max=1, doc="discount")
-    actor_lr: float = hp_field(min=0, doc="Adam learning rate of the actors")
-    critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics and the mixer")
-    tau: float = hp_field(min=0, max=1, doc="soft target-network update rate")
-    grad_clip: float = hp_field(min=0, doc="gradient-norm clip (per agent; the mixer on its own)")
-    mixer: bool = hp_field(doc="mix per-agent utilities into Q_tot (team reward, MA-ICQ); false for per-agent rewards")
-    critic_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the critic weights, in batch stds")
-    actor_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the advantage weights, in batch stds")
-    expectile: float = hp_field(min=0, max=1, doc="tau of eq. 9's expectile loss; 0.5 = squared TD error")
 
 
 # ---- the losses, as functions of tensors ---------------------------------------------------------
@@ -105,18 +90,8 @@ class LinearMixer(nn.Module):
 
 
 class MAICQ(ActorBackbone):
-    Config = MAICQConfig
-
-    @staticmethod
-    def check_rewards(cfg: MAICQConfig, shared: bool) -> str | None:
-        """A problem with pairing these hyper-parameters with a reward assigner, or None."""
-        if cfg.mixer and not shared:
-            return ("a mixer regresses Q_tot on the team reward, so per-agent rewards (e.g. MACCA's) "
-                    "would be summed back and their credit assignment lost; set `mixer: false`")
-        return None
-
-    def __init__(self, spec: EnvSpec, hp: dict, device: torch.device, seed: int):
-        self.cfg = parse_hp(self.Config, hp, "hyper-parameters of MAICQ")
+    def __init__(self, spec: EnvSpec, cfg: MAICQConfig, device: torch.device, seed: int):
+        self.cfg = cfg
         require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim

@@ -13,22 +13,12 @@ tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-u
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .common import hp_field, masked_mean
-from .icql import ICQL, ICQLConfig
-
-
-@dataclass(frozen=True)
-class OMARConfig(ICQLConfig):
-    omar_tau: float = hp_field(min=0, max=1, doc="weight of the rectification term (Table 4, per quality)")
-    omar_iters: int = hp_field(min=1, doc="iterations of the zeroth-order optimiser (MPE: 3)")
-    omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
-    omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
-    omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
+from .common import masked_mean
+from .icql import ICQL
 
 
 def softmax_refit(q: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +62,7 @@ def omar_actor_loss(pi: torch.Tensor, a_hat: torch.Tensor, q_pi: torch.Tensor, m
 
 
 class OMAR(ICQL):
-    Config = OMARConfig
+    """I-CQL with OMAR's actor loss; its config is an `hparams.OMARConfig`."""
 
     def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict]:
         c = self.cfg

@@ -1,19 +1,25 @@
-"""The registry of environment suites (adapter code). Tasks themselves are config entries."""
+"""Environment suites (adapter code) and the team's view of a config entry. Suites are registered
+in `maccabench.registry.SUITES` by module path, so importing this package imports no suite, and
+its interface (`base`, numpy) loads on first use: config validation reads the suites' descriptions
+(e.g. `envs.mpe_tasks`) from inside this package without paying for either. Tasks themselves are
+config entries."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+import importlib
+from typing import TYPE_CHECKING
 
-from .base import EnvSpec, Game, Policy, TeamEnv, require_same_spec
+from ..registry import SUITES
+
+if TYPE_CHECKING:
+    from .base import EnvSpec, Game, Policy, TeamEnv
+
+_FROM_BASE = ("EnvSpec", "Game", "Policy", "TeamEnv", "require_same_spec")
 
 
-def _mpe():
-    from . import mpe
-    return SimpleNamespace(tasks=mpe.tasks, agent_names=mpe.agent_names,
-                           make_game=lambda task, args, n: mpe.MPEGame(task, args, n))
-
-
-# name -> module-like namespace with tasks(), agent_names(task, args), make_game(task, args, n).
-SUITES = {"mpe": _mpe()}
+def __getattr__(name: str):
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module(f"{__name__}.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_game(entry: dict, num_envs: int) -> Game:
@@ -22,6 +28,7 @@ def make_game(entry: dict, num_envs: int) -> Game:
 
 
 def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
+    from .base import EnvSpec
     game = game or make_game(entry, 1)
     idx = [game.agents.index(a) for a in entry["team"]]
     obs_dims = tuple(game.obs_dims[i] for i in idx)
@@ -31,6 +38,7 @@ def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
 
 
 def make_team_env(entry: dict, num_envs: int, others_policy: Policy | None) -> TeamEnv:
+    from .base import TeamEnv
     game = make_game(entry, num_envs)
     return TeamEnv(spec_of(entry, game), game, entry["team"], others_policy)
 

@@ -1,0 +1,173 @@
+"""Typed hyper-parameters: the config dataclasses of every backbone and reward assigner, and how a
+config section is checked and parsed into them. Torch-free, so that validating the configuration
+(what every Snakemake parse runs) imports neither torch nor any environment suite.
+
+A dataclass declares names, types, bounds and allowed values; the values themselves live in
+config/config.yaml (`training.common`, `backbones:`, `causal:`), one value or one per dataset
+quality (`{expert: .., medium: .., medium-replay: .., random: ..}`, paper Table 4).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+QUALITIES = ("random", "medium", "medium-replay", "expert")
+
+
+def hp_field(default=dataclasses.MISSING, *, min=None, max=None, choices: tuple | None = None, doc: str = ""):
+    """A hyper-parameter field with optional bounds or allowed values (checked when a config is read)."""
+    return dataclasses.field(default=default, metadata={"min": min, "max": max, "choices": choices, "doc": doc})
+
+
+def check_value(cls, name: str, value, where: str):
+    """The value converted to the field's type, or ConfigError naming `where`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ConfigError(where, f"is not a hyper-parameter of {cls.__name__}",
+                          f"remove it or use one of {', '.join(sorted(fields))}")
+    want, meta = typing.get_type_hints(cls)[name], fields[name].metadata
+    ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          bool: isinstance(value, bool),
+          str: isinstance(value, str)}[want]
+    if not ok:
+        fix = f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else "")
+        if want is float and isinstance(value, str) and _looks_numeric(value):
+            fix = f"YAML reads {value} as text (an exponent needs a decimal point there): write {float(value):.1e}"
+        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})", fix)
+    value = want(value)
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(where, f"{value!r} is not allowed", f"use one of {', '.join(map(str, meta['choices']))}")
+    if want in (int, float):
+        if not math.isfinite(value):
+            raise ConfigError(where, f"must be finite, got {value!r}", "write a finite number")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ConfigError(where, f"must be >= {meta['min']}, got {value!r}", "use a value in range")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ConfigError(where, f"must be <= {meta['max']}, got {value!r}", "use a value in range")
+    return value
+
+
+def is_per_quality(value) -> bool:
+    """`{expert: 5.0, medium: 0.5, ...}`: one value per dataset quality (paper Table 4)."""
+    return isinstance(value, dict) and bool(value) and set(value) <= set(QUALITIES)
+
+
+def at_quality(mapping: dict, quality: str) -> dict:
+    """A section with its per-quality maps resolved to the value of `quality` (checked sections only)."""
+    return {k: (v[quality] if is_per_quality(v) else v) for k, v in mapping.items()}
+
+
+def check_section(cls, mapping: dict, where: str) -> None:
+    """Check names and types of a config section (values may be per-quality maps)."""
+    for name, value in mapping.items():
+        if isinstance(value, dict):
+            unknown = [q for q in value if q not in QUALITIES]
+            if unknown or not value:
+                raise ConfigError(f"{where}.{name}.{unknown[0]}" if unknown else f"{where}.{name}",
+                                  "is not a dataset quality" if unknown else "is an empty per-quality map",
+                                  f"give one value per quality ({', '.join(QUALITIES)}) or a single value")
+            missing = [q for q in QUALITIES if q not in value]
+            if missing:
+                raise ConfigError(f"{where}.{name}", f"has no value for {', '.join(missing)}",
+                                  f"give one value per quality ({', '.join(QUALITIES)}) or a single value")
+            for q, v in value.items():
+                check_value(cls, name, v, f"{where}.{name}.{q}")
+        else:
+            check_value(cls, name, value, f"{where}.{name}")
+
+
+def missing_fields(cls, hp: dict) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name not in hp and f.default is dataclasses.MISSING]
+
+
+def parse_hp(cls, hp: dict, where: str):
+    """Resolved hyper-parameters (plain values) -> the config dataclass `cls`."""
+    out = {}
+    for name, value in hp.items():
+        out[name] = check_value(cls, name, value, f"{where}.{name}")
+    for name in missing_fields(cls, out):
+        raise ConfigError(f"{where}.{name}", "is missing", f"add `{name}` to its config section")
+    return cls(**out)
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ---- backbones (src/maccabench/algos/) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """What every backbone takes (`training.common` in the config)."""
+    hidden: int = hp_field(min=1, doc="width of the actor and critic MLPs (and MA-ICQ's mixer; OMAR's MPE networks: 64)")
+    gamma: float = hp_field(min=0, max=1, doc="discount")
+    actor_lr: float = hp_field(min=0, doc="Adam learning rate of the actors")
+    critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics (and MA-ICQ's mixer)")
+    tau: float = hp_field(min=0, max=1, doc="soft target-network update rate")
+    grad_clip: float = hp_field(min=0, doc="per-agent gradient-norm clip (OMAR: 0.5; MA-ICQ's mixer on its own)")
+
+
+@dataclass(frozen=True)
+class ICQLConfig(BackboneConfig):
+    cql_alpha: float = hp_field(min=0, doc="CQL penalty weight (paper Table 4, per quality)")
+    cql_samples: int = hp_field(min=1, doc="uniform random actions per state in the CQL log-sum-exp")
+    actor_l2: float = hp_field(min=0, doc="weight of mean(pi(o)^2) in the actor loss (OMAR: 1e-3)")
+
+
+@dataclass(frozen=True)
+class OMARConfig(ICQLConfig):
+    omar_tau: float = hp_field(min=0, max=1, doc="weight of the rectification term (Table 4, per quality)")
+    omar_iters: int = hp_field(min=1, doc="iterations of the zeroth-order optimiser (MPE: 3)")
+    omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
+    omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
+    omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
+
+
+@dataclass(frozen=True)
+class MAICQConfig(BackboneConfig):
+    mixer: bool = hp_field(doc="mix per-agent utilities into Q_tot (team reward, MA-ICQ); false for per-agent rewards")
+    critic_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the critic weights, in batch stds")
+    actor_temperature: float = hp_field(min=1e-6, doc="softmax temperature of the advantage weights, in batch stds")
+    expectile: float = hp_field(min=0, max=1, doc="tau of eq. 9's expectile loss; 0.5 = squared TD error")
+
+
+def maicq_rewards_problem(cfg: MAICQConfig, shared: bool) -> str | None:
+    """What is wrong with pairing MA-ICQ's hyper-parameters with a reward assigner, or None."""
+    if cfg.mixer and not shared:
+        return ("a mixer regresses Q_tot on the team reward, so per-agent rewards (e.g. MACCA's) "
+                "would be summed back and their credit assignment lost; set `mixer: false`")
+    return None
+
+
+# ---- reward assigners (src/maccabench/rewards.py, causal.py) -------------------------------------
+
+@dataclass(frozen=True)
+class CausalConfig:
+    """MACCA's causal reward model (src/maccabench/causal.py). Its values live in one place, the
+    `causal:` section of config/config.yaml (per quality there, paper Table 4 and appendix H);
+    `fixed_momentum`, the one detail the config does not set, has its value here."""
+    graph: str = hp_field(choices=("dynamic", "fixed", "full"), doc="dynamic | fixed | full (Table 10)")
+    clip_h: bool = hp_field(doc="relabel with 1[p >= h]; false: with the probabilities p (Table 10)")
+    h: float = hp_field(min=0, max=1, doc="mask threshold (Table 4; Table 7 sweeps it)")
+    lambda1: float = hp_field(min=0, doc="L1 weight of the state->reward masks (Table 4; Table 8)")
+    lambda2: float = hp_field(min=0, doc="L1 weight of the action->reward masks (Table 4; Table 6)")
+    lr: float = hp_field(min=0, doc="Adam learning rate of psi_g and psi_r (appendix H.3)")
+    hidden: int = hp_field(min=1, doc="width of psi_r and psi_g (appendix H.2)")
+    layers: int = hp_field(min=1, doc="hidden layers of psi_r and psi_g (appendix H.2)")
+    updates_per_step: int = hp_field(min=0, doc="causal updates per training step; 0 = one per agent (Algorithm 1)")
+    paradigm: str = hp_field(choices=("alternate", "pretrain"),
+                             doc="alternate (Algorithm 1, TCPA) | pretrain (causal model first, TCB)")
+    pretrain_updates: int = hp_field(min=0, doc="causal-only updates before the policy starts (paradigm: pretrain); "
+                                     "0 = as many as the alternating run makes (its training steps x updates_per_step)")
+    precision: str = hp_field(choices=("fp32", "bf16"), doc="fp32 | bf16 (autocast of the matrix products)")
+    temperature: float = hp_field(min=1e-3, doc="of the relaxed Bernoulli mask samples used in training")
+    fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
