@@ -1,5 +1,17 @@
 # maccabench: offline MARL with causal credit assignment, from environment interaction to tables.
-# Run:  snakemake --cores 2 --config tier=quick        (tiers: smoke, quick, paper)
+# Run:  snakemake --cores 2 --config tier=quick        (tiers: the keys of `tiers:` in the config)
+import sys
+
+sys.path.insert(0, f"{workflow.basedir}/src")
+from maccabench.errors import MaccabenchError
+from maccabench.yamlfile import check_files
+
+try:  # before Snakemake's own reading, which keeps the last of two equal keys and locates no syntax error
+    check_files([*workflow.configfiles, "config/config.yaml"])
+except MaccabenchError as e:
+    raise ValueError(f"\n\nInvalid configuration: {e}\n") from None
+
+
 configfile: "config/config.yaml"
 
 

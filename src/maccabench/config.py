@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
+from .yamlfile import read_strict
 from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
 from .jobs import TrainJob
 from .registry import ASSIGNERS, BACKBONES, SUITES
@@ -29,9 +30,9 @@ def schema() -> dict:
 def load(path: str | Path, overrides: dict | None = None) -> dict:
     if not Path(path).is_file():
         raise ConfigError("--config", f"{path} does not exist", "run from the repository root or pass --config <file>")
-    with open(path) as f:
-        cfg = yaml.safe_load(f)
-    cfg.update(overrides or {})
+    cfg = read_strict(path)   # duplicate keys and syntax errors: named with file, line and column
+    if isinstance(cfg, dict):
+        cfg.update(overrides or {})
     return check(cfg)
 
 

@@ -28,9 +28,9 @@ def make_game(entry: dict, num_envs: int) -> Game:
 
 
 def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
-    from .base import EnvSpec
+    from .base import EnvSpec, split_agents
     game = game or make_game(entry, 1)
-    idx = [game.agents.index(a) for a in entry["team"]]
+    idx, _ = split_agents(game.agents, entry["team"])
     obs_dims = tuple(game.obs_dims[i] for i in idx)
     return EnvSpec(env=entry["name"], suite=entry["suite"], task=entry["task"], agents=tuple(entry["team"]),
                    obs_dims=obs_dims, action_dims=tuple(game.action_dims[i] for i in idx),

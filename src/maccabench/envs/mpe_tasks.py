@@ -24,7 +24,31 @@ def _task(own: dict, agents) -> TaskDescription:
     return TaskDescription(args={**own, **_COMMON}, agents=agents)
 
 
+# Our own scenarios on mpe2's world (envs/omar_scenarios.py: OMAR's MPE tasks and the credit task):
+# task -> its task_args with OMAR's defaults. omar_scenarios reads them from here.
+OWN_TASKS: dict[str, dict] = {
+    "omar_simple_spread": {"N": 3, "max_cycles": 25},
+    "simple_spread_assigned": {"N": 3, "max_cycles": 25},
+    "omar_simple_tag": {"num_good": 1, "num_adversaries": 3, "num_obstacles": 2, "max_cycles": 25,
+                        "omar_forces": True},
+    "omar_simple_world": {"num_good": 1, "num_adversaries": 3, "num_obstacles": 1, "num_food": 2,
+                          "num_forests": 2, "max_cycles": 25, "omar_forces": True},
+}
+
+
+def _own(task: str, agents) -> TaskDescription:
+    return TaskDescription(args=OWN_TASKS[task], agents=agents)
+
+
+def _chase(a: dict) -> list[str]:
+    return _numbered("adversary", a["num_adversaries"]) + _numbered("agent", a["num_good"])
+
+
 SUITE = SuiteDescription(tasks={
+    "omar_simple_spread": _own("omar_simple_spread", lambda a: _numbered("agent", a["N"])),
+    "simple_spread_assigned": _own("simple_spread_assigned", lambda a: _numbered("agent", a["N"])),
+    "omar_simple_tag": _own("omar_simple_tag", _chase),
+    "omar_simple_world": _own("omar_simple_world", _chase),
     "collect_treasure_v1": _task({"num_collectors": 6, "num_deposits": 2, "num_treasures": 6},
                                  lambda a: _numbered("collector", a["num_collectors"]) + _numbered("deposit", a["num_deposits"])),
     "simple_adversary_v3": _task({"N": 2, **_NEIGHBOURS}, lambda a: ["adversary_0"] + _numbered("agent", a["N"])),

@@ -29,6 +29,7 @@ from mpe2._mpe_utils.scenario import BaseScenario
 from mpe2._mpe_utils.simple_env import SimpleEnv
 
 from ..errors import ConfigError
+from .mpe_tasks import OWN_TASKS
 
 FORCE_DIMS = 2       # the policies' action: a 2-D force in [-1, 1]
 LANDMARK_CAP = 10.0  # CN's per-landmark reward min(1 / d, 10)
@@ -271,15 +272,7 @@ def _bound(x: float) -> float:
 
 # ---- the tasks --------------------------------------------------------------------------------
 
-# task -> its task_args and their defaults (OMAR's values)
-TASKS: dict[str, dict] = {
-    "omar_simple_spread": {"N": 3, "max_cycles": 25},
-    "simple_spread_assigned": {"N": 3, "max_cycles": 25},
-    "omar_simple_tag": {"num_good": 1, "num_adversaries": 3, "num_obstacles": 2, "max_cycles": 25,
-                        "omar_forces": True},
-    "omar_simple_world": {"num_good": 1, "num_adversaries": 3, "num_obstacles": 1, "num_food": 2,
-                          "num_forests": 2, "max_cycles": 25, "omar_forces": True},
-}
+TASKS = OWN_TASKS   # task -> its task_args and their defaults (OMAR's values), described in mpe_tasks
 
 
 def _args(task: str, task_args: dict) -> dict:
