@@ -35,10 +35,6 @@ TABLE_FORMATS = ("csv", "md", "tex", "html")
 FIGURE_FORMATS = ("png", "pdf")
 
 
-def _root(root: str | Path) -> str:
-    return str(root)
-
-
 # ---- job coordinates as relative paths (also the names of logs and benchmarks) ----------------
 
 def behavior_job(env, seed) -> str:
@@ -56,7 +52,7 @@ def run_job(env, quality, algo, seed) -> str:
 # ---- behaviour, datasets ----------------------------------------------------------------------
 
 def behavior_dir(root, env, seed) -> str:
-    return f"{_root(root)}/behavior/{behavior_job(env, seed)}"
+    return f"{root}/behavior/{behavior_job(env, seed)}"
 
 
 def behavior_files(root, env, seed) -> dict[str, str]:
@@ -68,7 +64,7 @@ def behavior_files(root, env, seed) -> dict[str, str]:
 def dataset(root, kind: str, env, quality, seed) -> str:
     if kind not in DATASET_KINDS:
         raise ValueError(f"dataset kind {kind!r}: use one of {', '.join(DATASET_KINDS)}")
-    return f"{_root(root)}/datasets/{kind}/{dataset_job(env, quality, seed)}.h5"
+    return f"{root}/datasets/{kind}/{dataset_job(env, quality, seed)}.h5"
 
 
 def stats_of(dataset_file: str | Path) -> str:
@@ -82,7 +78,7 @@ def stats_of(dataset_file: str | Path) -> str:
 # ---- run folders ------------------------------------------------------------------------------
 
 def runs_dir(root) -> str:
-    return f"{_root(root)}/runs"
+    return f"{root}/runs"
 
 
 def run_dir(root, env, quality, algo, seed) -> str:
@@ -97,7 +93,7 @@ def run_file(root, env, quality, algo, seed, name: str) -> str:
 # ---- tables, figures, report ------------------------------------------------------------------
 
 def tables_dir(root) -> str:
-    return f"{_root(root)}/tables"
+    return f"{root}/tables"
 
 
 def table_file(root, name, fmt: str) -> str:
@@ -110,7 +106,7 @@ def vs_paper(table) -> str:
 
 
 def figures_dir(root) -> str:
-    return f"{_root(root)}/figures"
+    return f"{root}/figures"
 
 
 def figure_file(root, name, fmt: str) -> str:
@@ -127,23 +123,23 @@ RECOVERY_FIGURE = "recovery_scatter"
 
 
 def report(root) -> str:
-    return f"{_root(root)}/report.html"
+    return f"{root}/report.html"
 
 
 def report_config(root) -> str:
     """The config the report's own `snakemake --report` run reads."""
-    return f"{_root(root)}/report.config.json"
+    return f"{root}/report.config.json"
 
 
 # ---- logs and benchmarks ----------------------------------------------------------------------
 
 def log(root, stage: str, job) -> str:
     """Log of one job of a stage (a rule name or `aggregate`); job: its coordinates (run_job, ...)."""
-    return f"{_root(root)}/logs/{stage}/{job}.log"
+    return f"{root}/logs/{stage}/{job}.log"
 
 
 def benchmarks_dir(root) -> str:
-    return f"{_root(root)}/benchmarks"
+    return f"{root}/benchmarks"
 
 
 def benchmark(root, stage: str, job) -> str:
