@@ -24,13 +24,13 @@ include: "workflow/rules/aggregate.smk"
 
 rule behavior_policies:
     input:
-        expand(f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json", env=TIER["envs"], seed=TIER["dataset_seeds"]),
+        expand(BEHAVIOR["summary"], env=TIER["envs"], seed=TIER["dataset_seeds"]),
 
 
 rule runs:
     input:
         expand(
-            f"{RESULTS}/runs/{{env}}/{{quality}}/{{algo}}/seed{{seed}}/final.json",
+            run_file(layout.FINAL),
             env=TIER["envs"],
             quality=TIER["qualities"],
             algo=TIER["algos"],

@@ -1,5 +1,5 @@
-"""Run folders written by the tests themselves, exactly in the training stage's contract format
-(final.json, metrics.csv, masks.npz, reward_recovery.json), with numbers the tests choose, so the
+"""Run folders written by the tests themselves through the training stage's own writers
+(maccabench.runfolder: metrics.csv, masks.npz, final.json) with numbers the tests choose, so the
 aggregator's output can be checked against hand-computed values. Test inputs, not results."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from maccabench import layout, runfolder
 
 UPDATES = 100        # fixture runs: 100 updates, evaluated every 10
 EVAL_EVERY = 10
@@ -61,7 +62,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
     (each going linearly between the given (start, end) values) and write masks.npz."""
     metric = cfg["environments"][env]["metric"]
     causal = algo.startswith("macca") if causal is None else causal
-    folder = results_dir(cfg) / "runs" / env / quality / algo / f"seed{seed}"
+    folder = Path(layout.run_dir(results_dir(cfg), env, quality, algo, seed))
     folder.mkdir(parents=True, exist_ok=True)
     updates = np.arange(0, UPDATES + 1, EVAL_EVERY)
     frac = updates / UPDATES
@@ -73,41 +74,38 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
         norm = score
     else:
         ret, win, norm = score * 10, score, np.full(len(updates), np.nan)
-    df = pd.DataFrame({"updates": updates, "loop_steps": updates * 100, "wall_s": frac * 3.0,
-                       "eval/return_mean": ret, "eval/return_std": np.full(len(updates), 1.5),
-                       "eval/normalized_score": norm, "eval/win_rate": win,
-                       "losses/critic": np.linspace(2, 1, len(updates)), "losses/actor": np.linspace(0, -1, len(updates))})
-    if causal:
-        df["causal/loss"] = np.linspace(*causal_loss, len(updates))
-        df["causal/rho_sr"] = np.linspace(*rho_sr, len(updates))
-        df["causal/rho_ar"] = np.linspace(*rho_ar, len(updates))
-    df.to_csv(folder / "metrics.csv", index=False)
-
-    def point(i):
-        return {"updates": int(updates[i]), "return_mean": float(ret[i]), "return_std": 1.5,
-                "normalized_score": None if np.isnan(norm[i]) else float(norm[i]),
-                "win_rate": None if np.isnan(win[i]) else float(win[i])}
-
-    best_i = int(np.argmax(score))
-    final = {"env": env, "quality": quality, "algo": algo, "seed": seed, "tier": tier or cfg["tier"], "metric": metric,
-             "final": point(len(updates) - 1), "best": point(best_i), "table_score": table_score,
-             "S_random": s_random, "S_expert": s_expert, "updates": UPDATES, "wall_s": 3.0,
-             "versions": {"python": "3.11"}}
+    rows = []
+    for i, u in enumerate(updates):
+        row = {"updates": int(u), "loop_steps": int(u) * 100, "wall_s": float(frac[i] * 3.0),
+               "eval/return_mean": float(ret[i]), "eval/return_std": 1.5,
+               "eval/normalized_score": None if np.isnan(norm[i]) else float(norm[i]),
+               "eval/win_rate": None if np.isnan(win[i]) else float(win[i]),
+               "losses/critic": float(np.linspace(2, 1, len(updates))[i]),
+               "losses/actor": float(np.linspace(0, -1, len(updates))[i])}
+        if causal:
+            for col, (start, end) in (("causal/loss", causal_loss), ("causal/rho_sr", rho_sr), ("causal/rho_ar", rho_ar)):
+                row[col] = float(np.linspace(start, end, len(updates))[i])
+        rows.append(row)
+    runfolder.write_metrics(folder, rows)
+    final = runfolder.final_record(env=env, quality=quality, algo=algo, seed=seed, tier=tier or cfg["tier"],
+                                   metric=metric, table_score=table_score, rows=rows,
+                                   s_random=s_random, s_expert=s_expert, wall_s=3.0)
     final.update(final_overrides or {})
     if masks if masks is not None else causal:
         n, obs, act = 3, 4, 2
         rng = np.random.default_rng(seed)
         k = 4
-        np.savez(folder / "masks.npz", updates=np.linspace(0, UPDATES, k).astype(int),
-                 s_to_r=rng.uniform(size=(k, n, n * obs)), a_to_r=rng.uniform(size=(k, n, n * act)))
+        runfolder.write_masks(folder, {"updates": np.linspace(0, UPDATES, k).astype(int),
+                                       "s_to_r": rng.uniform(size=(k, n, n * obs)),
+                                       "a_to_r": rng.uniform(size=(k, n, n * act))})
     if recovery is not None:
-        (folder / "reward_recovery.json").write_text(json.dumps(
+        (folder / layout.RECOVERY).write_text(json.dumps(
             {"pearson": {"per_agent": [recovery - 0.1, recovery, recovery + 0.1], "mean": recovery},
              "spearman": {"per_agent": [recovery] * 3, "mean": recovery - 0.05}, "n_samples": 500,
              "team_reward": {"pearson": {"per_agent": [0.9] * 3, "mean": 0.9},
                              "spearman": {"per_agent": [0.8] * 3, "mean": 0.8}}}))
-    (folder / "config.yaml").write_text(json.dumps({"env": env, "quality": quality, "algo": algo, "seed": seed}))
-    (folder / "final.json").write_text(json.dumps(final))   # last, as the training stage does
+    (folder / layout.RUN_CONFIG).write_text(json.dumps({"env": env, "quality": quality, "algo": algo, "seed": seed}))
+    runfolder.write_final(folder, final)   # last, as the training stage does
     return folder
 
 

@@ -17,13 +17,10 @@ from maccabench import config as C
 from maccabench import data
 from maccabench.envs.base import SpecMismatch
 from maccabench.jobs import TrainJob
-from maccabench.train import FIXED_COLUMNS, train
+from maccabench.runfolder import FINAL_KEYS, FIXED_COLUMNS, POINT_KEYS
+from maccabench.train import train
 
 from conftest import ROOT, snakemake
-
-FINAL_KEYS = {"env", "quality", "algo", "seed", "tier", "metric", "final", "best", "table_score", "S_random",
-              "S_expert", "updates", "wall_s", "versions"}
-SCORE_KEYS = {"updates", "return_mean", "return_std", "normalized_score", "win_rate"}
 
 
 @pytest.fixture
@@ -54,14 +51,14 @@ def test_smoke_tier_writes_every_run_folder(smoke, smoke_cfg):
             for algo in tier["algos"]:
                 run = smoke / f"runs/{env}/{q}/{algo}/seed0"
                 final = json.loads((run / "final.json").read_text())
-                assert set(final) == FINAL_KEYS and set(final["final"]) == set(final["best"]) == SCORE_KEYS
+                assert set(final) == set(FINAL_KEYS) and set(final["final"]) == set(final["best"]) == set(POINT_KEYS)
                 assert (final["env"], final["quality"], final["algo"], final["seed"], final["tier"]) == (env, q, algo, 0, "smoke")
                 assert final["table_score"] == "final" and final["metric"] == "normalized_score"
                 assert (final["S_random"], final["S_expert"]) == (ds.attrs["S_random"], ds.attrs["S_expert"])
                 with open(run / "metrics.csv") as f:
                     rows = list(csv.DictReader(f))
                 header = list(rows[0])
-                assert header[: len(FIXED_COLUMNS)] == FIXED_COLUMNS
+                assert header[: len(FIXED_COLUMNS)] == list(FIXED_COLUMNS)
                 extra = header[len(FIXED_COLUMNS):]   # the contract: backbone losses, then MACCA's causal columns
                 n_losses = sum(h.startswith("losses/") for h in extra)
                 assert extra[0] == "losses/critic" and all(h.startswith("losses/") for h in extra[:n_losses])

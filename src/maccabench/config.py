@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import layout
 from .errors import ConfigError
 from .yamlfile import read_strict
 from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
@@ -293,7 +294,7 @@ def reward_config(cfg: dict, algo: str, quality: str):
 
 
 def run_dir(cfg: dict, env: str, quality: str, algo: str, seed: int) -> str:
-    return f"{results_dir(cfg)}/runs/{env}/{quality}/{algo}/seed{int(seed)}"
+    return layout.run_dir(results_dir(cfg), env, quality, algo, int(seed))
 
 
 def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJob:
@@ -314,9 +315,9 @@ def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJ
         rewards=a["rewards"],
         rewards_hp=reward_hp(cfg, algo, quality),
         dataset_seed=data_seed,
-        dataset=f"{root}/datasets/team/{env}/{quality}/seed{data_seed}.h5",
-        raw_dataset=f"{root}/datasets/raw/{env}/{quality}/seed{data_seed}.h5" if reads_raw else None,
-        behavior=f"{root}/behavior/{env}/seed{data_seed}/policies.pt",   # the frozen opponents
+        dataset=layout.dataset(root, "team", env, quality, data_seed),
+        raw_dataset=layout.dataset(root, "raw", env, quality, data_seed) if reads_raw else None,
+        behavior=layout.behavior_files(root, env, data_seed)["policies"],   # the frozen opponents
         updates=t.get("train_updates_overrides", {}).get(f"{env}/{quality}", t["train_updates"]),
         batch_size=t["train_batch_size"],
         eval_every=t["eval_every"],

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import json
+from glob import escape, glob
 from pathlib import Path
 
 import pandas as pd
+
+from . import layout
 
 
 def datasets_summary(results: str | Path) -> str:
     results = Path(results)
     rows = []
-    for s in sorted(results.glob("behavior/*/seed*/summary.json")):
+    for s in sorted(map(Path, glob(layout.behavior_files(escape(str(results)), "*", "*")["summary"]))):   # Path order
         d = json.loads(s.read_text())
         rows.append({"env": d["env"], "seed": d["seed"], "behaviour wall s": d["wall_s"],
                      "env steps": d["env_steps"], "env steps/s (behaviour)": d["env_steps_per_s"],
@@ -21,10 +24,10 @@ def datasets_summary(results: str | Path) -> str:
                      "S_random": round(d["S_random"], 2), "S_expert": round(d["S_expert"], 2)})
     behaviour = pd.DataFrame(rows)
     rows = []
-    for s in sorted(results.glob("datasets/raw/*/*/seed*.stats.json")):
+    for s in sorted(map(Path, glob(layout.stats_of(layout.dataset(escape(str(results)), "raw", "*", "*", "*"))))):
         d = json.loads(s.read_text())
-        h5 = s.with_name(s.name.replace(".stats.json", ".h5"))
-        team = results / "datasets/team" / d["env"] / d["quality"] / h5.name
+        h5 = Path(layout.dataset(results, "raw", d["env"], d["quality"], d["seed"]))
+        team = Path(layout.dataset(results, "team", d["env"], d["quality"], d["seed"]))
         r = d["behavior_return"]
         rows.append({"env": d["env"], "quality": d["quality"], "seed": d["seed"], "transitions": d["transitions"],
                      "episodes": r["episodes"], "return mean": round(r["mean"], 2), "return std": round(r["std"], 2),

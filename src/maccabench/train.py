@@ -12,7 +12,7 @@ expert opponents of the behaviour folder (PP, WORLD), on fixed episode seeds, an
 team return exactly as the S_random/S_expert references of the dataset were measured
 (`rollout.evaluate`); normalised score = 100 (S - S_random) / (S_expert - S_random).
 
-Run folder (the contract the aggregation reads):
+Run folder (the contract the aggregation reads; its format is maccabench.runfolder):
   config.yaml   the resolved job, device and threads
   metrics.csv   one row per evaluation: updates, loop_steps, wall_s, eval/..., losses/..., causal/...
   ckpt.pt       models, optimisers, RNG states, metrics so far: a rerun resumes from it
@@ -21,10 +21,8 @@ Run folder (the contract the aggregation reads):
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -36,17 +34,16 @@ import yaml
 from . import data
 from .policies import load_policies
 from .envs import make_team_env, spec_of
-from .io import atomic_path, remove_partials, versions, write_json
+from .io import atomic_path, remove_partials
 from .jobs import TrainJob
 from .nets import device as default_device
 from .registry import ASSIGNERS, BACKBONES
 from .rewards import RewardContext, make_assigner
 from .rollout import evaluate
+from .runfolder import final_record, normalized_score, write_final, write_masks, write_metrics
 
 EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
 PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
-FIXED_COLUMNS = ["updates", "loop_steps", "wall_s", "eval/return_mean", "eval/return_std",
-                 "eval/normalized_score", "eval/win_rate"]
 
 
 class Batches:
@@ -92,26 +89,6 @@ def training_step(assigner, backbone, batch: dict[str, torch.Tensor]) -> dict:
     batch["rewards"] = assigner.assign(batch)
     stats.update(backbone.update(batch))
     return stats
-
-
-def normalized_score(ret: float, s_random: float, s_expert: float) -> float | None:
-    if s_expert == s_random:
-        return None
-    return 100.0 * (ret - s_random) / (s_expert - s_random)
-
-
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    extra = [k for k in seen if k not in FIXED_COLUMNS]
-    columns = FIXED_COLUMNS + [k for k in extra if k.startswith("losses/")] + [k for k in extra if not k.startswith("losses/")]
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns, restval="")
-            w.writeheader()
-            for row in rows:
-                w.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
 def _recorded_job(out: Path) -> dict | None:
@@ -215,11 +192,9 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
             snapshots["updates"].append(updates)
             snapshots["s_to_r"].append(np.asarray(s_to_r))
             snapshots["a_to_r"].append(np.asarray(a_to_r))
-        write_metrics(out / "metrics.csv", rows)
+        write_metrics(out, rows)
         if probe is not None:
-            with atomic_path(out / "masks.npz") as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **{k: np.asarray(v) for k, v in snapshots.items()})
+            write_masks(out, snapshots)
         with atomic_path(ckpt_path) as tmp:
             torch.save({"digest": digest, "updates": updates, "wall_s": row["wall_s"], "rows": rows,
                         "snapshots": snapshots, "backbone": backbone.state_dict(),
@@ -248,22 +223,9 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
             evaluate_now(u)
     bar.close()
 
-    final = _final_json(record, rows, s_random, s_expert, time.time() - t0)
-    write_json(out / "final.json", final)   # last: its presence means the run is finished
+    final = final_record(env=entry["name"], quality=job.quality, algo=job.algo, seed=seed, tier=job.tier,
+                         metric=entry["metric"], table_score=job.table_score, rows=rows,
+                         s_random=s_random, s_expert=s_expert, wall_s=time.time() - t0)
+    write_final(out, final)   # last: its presence means the run is finished
     return final
 
-
-def _final_json(job: dict, rows: list[dict], s_random: float, s_expert: float, wall_s: float) -> dict:
-    metric = job["env"]["metric"]
-    key = {"normalized_score": "eval/normalized_score", "win_rate": "eval/win_rate"}[metric]
-
-    def pick(row: dict) -> dict:
-        return {"updates": row["updates"], "return_mean": row["eval/return_mean"], "return_std": row["eval/return_std"],
-                "normalized_score": row["eval/normalized_score"], "win_rate": row["eval/win_rate"]}
-
-    scored = [r for r in rows if r[key] is not None and not math.isnan(r[key])]
-    best = max(scored, key=lambda r: r[key]) if scored else rows[-1]   # the earliest of equal bests
-    return {"env": job["env"]["name"], "quality": job["quality"], "algo": job["algo"], "seed": job["seed"],
-            "tier": job["tier"], "metric": metric, "final": pick(rows[-1]), "best": pick(best),
-            "table_score": job["table_score"], "S_random": s_random, "S_expert": s_expert,
-            "updates": rows[-1]["updates"], "wall_s": round(wall_s, 2), "versions": versions()}

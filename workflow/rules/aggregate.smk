@@ -9,8 +9,6 @@ import os
 
 from maccabench.aggregate import spec as tables_spec
 
-TABLES = f"{RESULTS}/tables"
-FIGURES = f"{RESULTS}/figures"
 TABLE_NAMES = tables_spec.table_names(config)
 GROUP_NAMES = {"main": "Main results", "ablation": "Ablations", "recovery": "Reward recovery"}
 
@@ -36,11 +34,20 @@ def active_table(name):
     return t
 
 
+def table_outputs(name):
+    """The table `name` in every format (a pattern for name="{table}"), by format."""
+    return {fmt: layout.table_file(RESULTS, name, fmt) for fmt in layout.TABLE_FORMATS}
+
+
+def figure_outputs(name):
+    return {fmt: layout.figure_file(RESULTS, name, fmt) for fmt in layout.FIGURE_FORMATS}
+
+
 def table_files(name):
     t = active_table(name)
-    files = [f"{TABLES}/{name}.{ext}" for ext in ("csv", "md", "tex", "html")]
+    files = list(table_outputs(name).values())
     if t.paper:
-        files += [f"{TABLES}/{name}_vs_paper.{ext}" for ext in ("csv", "md", "tex", "html")]
+        files += list(table_outputs(layout.vs_paper(name)).values())
     return files
 
 
@@ -51,13 +58,13 @@ def figure_files(group=None):
     for name in figs.get("curves", []):
         t = table_of(name)
         if t.active and (group is None or t.group == group):
-            files += [f"{FIGURES}/curves_{name}.png", f"{FIGURES}/curves_{name}.pdf"]
+            files += list(figure_outputs(layout.curves_figure(name)).values())
     masks = figs.get("masks")
     if group is None and masks and masks["env"] in TIER["envs"] and masks["quality"] in TIER["qualities"]:
-        files += [f"{FIGURES}/figure4_masks.png", f"{FIGURES}/figure4_masks.pdf"]
+        files += list(figure_outputs(layout.MASKS_FIGURE).values())
     rec = figs.get("recovery")
     if rec and table_of(rec).active and (group is None or table_of(rec).group == group):
-        files += [f"{FIGURES}/recovery_scatter.png", f"{FIGURES}/recovery_scatter.pdf"]
+        files += list(figure_outputs(layout.RECOVERY_FIGURE).values())
     return files
 
 
@@ -74,11 +81,11 @@ rule aggregate_table:
     input:
         lambda w: table_of(w.table).input_files(),
     output:
-        csv=f"{TABLES}/{{table}}.csv",
-        md=f"{TABLES}/{{table}}.md",
-        tex=f"{TABLES}/{{table}}.tex",
+        csv=table_outputs("{table}")["csv"],
+        md=table_outputs("{table}")["md"],
+        tex=table_outputs("{table}")["tex"],
         html=report(
-            f"{TABLES}/{{table}}.html",
+            table_outputs("{table}")["html"],
             caption="../report/table.rst",
             category="Tables",
             subcategory=lambda w: GROUP_NAMES[table_of(w.table).group],
@@ -91,21 +98,21 @@ rule aggregate_table:
     conda:
         "../../envs/analysis.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/{{table}}.log",
+        layout.log(RESULTS, "aggregate", "{table}"),
     shell:
         "python -m maccabench.aggregate table --job {params.job:q} --out {params.folder} > {log} 2>&1"
 
 
 rule aggregate_vs_paper:
     input:
-        csv=f"{TABLES}/{{table}}.csv",
+        csv=table_outputs("{table}")["csv"],
         paper="config/paper_values.yaml",
     output:
-        csv=f"{TABLES}/{{table}}_vs_paper.csv",
-        md=f"{TABLES}/{{table}}_vs_paper.md",
-        tex=f"{TABLES}/{{table}}_vs_paper.tex",
+        csv=table_outputs(layout.vs_paper("{table}"))["csv"],
+        md=table_outputs(layout.vs_paper("{table}"))["md"],
+        tex=table_outputs(layout.vs_paper("{table}"))["tex"],
         html=report(
-            f"{TABLES}/{{table}}_vs_paper.html",
+            table_outputs(layout.vs_paper("{table}"))["html"],
             caption="../report/table.rst",
             category="Tables vs paper",
             labels=lambda w: {"table": w.table, "tier": config["tier"]},
@@ -121,7 +128,7 @@ rule aggregate_vs_paper:
     conda:
         "../../envs/analysis.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/{{table}}_vs_paper.log",
+        layout.log(RESULTS, "aggregate", layout.vs_paper("{table}")),
     shell:
         "python -m maccabench.aggregate vs-paper --job {params.job:q} --csv {input.csv} --paper {input.paper} "
         "--out {params.folder} > {log} 2>&1"
@@ -132,13 +139,13 @@ rule aggregate_curves:
         lambda w: table_of(w.table).input_files(),
     output:
         png=report(
-            f"{FIGURES}/curves_{{table}}.png",
+            figure_outputs(layout.curves_figure("{table}"))["png"],
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Learning curves",
             labels=lambda w: {"figure": f"curves of {w.table}", "tier": config["tier"]},
         ),
-        pdf=f"{FIGURES}/curves_{{table}}.pdf",
+        pdf=figure_outputs(layout.curves_figure("{table}"))["pdf"],
     params:
         job=lambda w: job_json(table_of(w.table).to_job()),
         caption=lambda w: (
@@ -151,7 +158,7 @@ rule aggregate_curves:
     conda:
         "../../envs/analysis.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/curves_{{table}}.log",
+        layout.log(RESULTS, "aggregate", layout.curves_figure("{table}")),
     shell:
         "python -m maccabench.aggregate curves --job {params.job:q} --out {output.png} > {log} 2>&1"
 
@@ -159,7 +166,7 @@ rule aggregate_curves:
 def masks_runs(wildcards=None):
     m = tables_spec.figures(config)["masks"]
     return [
-        f"{RESULTS}/runs/{m['env']}/{m['quality']}/{m['algo']}/seed{s}/final.json"
+        layout.run_file(RESULTS, m["env"], m["quality"], m["algo"], s, layout.FINAL)
         for s in tables_spec.train_seeds(config)
     ]
 
@@ -169,13 +176,13 @@ rule aggregate_masks:
         masks_runs,
     output:
         png=report(
-            f"{FIGURES}/figure4_masks.png",
+            figure_outputs(layout.MASKS_FIGURE)["png"],
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Figure 4: causal structure",
             labels={"figure": "Figure 4 mask heat-maps", "tier": config["tier"]},
         ),
-        pdf=f"{FIGURES}/figure4_masks.pdf",
+        pdf=figure_outputs(layout.MASKS_FIGURE)["pdf"],
     params:
         job=lambda w: job_json(tables_spec.masks_job(config)),
         caption=lambda w: (
@@ -189,7 +196,7 @@ rule aggregate_masks:
     conda:
         "../../envs/analysis.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/figure4_masks.log",
+        layout.log(RESULTS, "aggregate", layout.MASKS_FIGURE),
     shell:
         "python -m maccabench.aggregate masks --job {params.job:q} --out {output.png} > {log} 2>&1"
 
@@ -203,13 +210,13 @@ rule aggregate_recovery_scatter:
         lambda w: recovery_table().input_files(),
     output:
         png=report(
-            f"{FIGURES}/recovery_scatter.png",
+            figure_outputs(layout.RECOVERY_FIGURE)["png"],
             caption="../report/figure.rst",
             category="Figures",
             subcategory="Reward recovery",
             labels={"figure": "reward recovery vs score", "tier": config["tier"]},
         ),
-        pdf=f"{FIGURES}/recovery_scatter.pdf",
+        pdf=figure_outputs(layout.RECOVERY_FIGURE)["pdf"],
     params:
         job=lambda w: job_json(recovery_table().to_job()),
         caption=lambda w: (
@@ -220,7 +227,7 @@ rule aggregate_recovery_scatter:
     conda:
         "../../envs/analysis.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/recovery_scatter.log",
+        layout.log(RESULTS, "aggregate", layout.RECOVERY_FIGURE),
     shell:
         "python -m maccabench.aggregate recovery-scatter --job {params.job:q} --out {output.png} > {log} 2>&1"
 
@@ -228,14 +235,20 @@ rule aggregate_recovery_scatter:
 # ---- named targets ----------------------------------------------------------------------------
 
 
+def table_target(name):
+    """A table and, where the tier has its runs, its learning curves."""
+    curves = figure_outputs(layout.curves_figure(name)).values()
+    return table_files(name) + [f for f in figure_files() if f in curves]
+
+
 rule table1:
     input:
-        lambda w: table_files("table1") + [f for f in figure_files() if f.startswith(f"{FIGURES}/curves_table1.")],
+        lambda w: table_target("table1"),
 
 
 rule table2:
     input:
-        lambda w: table_files("table2") + [f for f in figure_files() if f.startswith(f"{FIGURES}/curves_table2.")],
+        lambda w: table_target("table2"),
 
 
 rule ablations:
@@ -254,22 +267,23 @@ rule aggregate_outputs:
 
 
 # The HTML report: every table and figure above with its caption. It runs `snakemake --report` on
-# this same workflow and config (written next to the report), for the target `aggregate_outputs`.
+# this same workflow and config (written next to the report), for the target `aggregate_outputs`,
+# in the working directory of this run (the shell's). No absolute path in the params: Snakemake
+# reruns a job whose params changed, so a checkout moved or copied with its results would redo it.
 rule report:
     input:
         aggregate_outputs,
     output:
-        html=f"{RESULTS}/report.html",
-        config=f"{RESULTS}/report.config.json",
+        html=layout.report(RESULTS),
+        config=layout.report_config(RESULTS),
     params:
         config=lambda w: json.dumps(config, sort_keys=True),
-        snakefile=workflow.main_snakefile,
-        workdir=os.getcwd(),
+        snakefile=os.path.relpath(workflow.main_snakefile),
     conda:
         "../../envs/sim.yaml"   # `snakemake --report` parses this workflow, which imports the package
     log:
-        f"{RESULTS}/logs/aggregate/report.log",
+        layout.log(RESULTS, "aggregate", "report"),
     shell:
         "echo {params.config:q} > {output.config} && "
-        "snakemake --snakefile {params.snakefile:q} --directory {params.workdir:q} --configfile {output.config:q} "
+        "snakemake --snakefile {params.snakefile:q} --configfile {output.config:q} "
         "--nolock --report {output.html:q} aggregate_outputs > {log} 2>&1"

@@ -1,20 +1,20 @@
 # Online behaviour learning (MATD3) for one env and behaviour/dataset seed.
 
+BEHAVIOR = layout.behavior_files(RESULTS, "{env}", "{seed}")   # summary, policies, replay, curve
+BEHAVIOR_JOB = layout.behavior_job("{env}", "{seed}")
+
 
 rule behavior:
     output:
-        summary=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json",
-        policies=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/policies.pt",
-        replay=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/replay_medium.npz",
-        curve=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/curve.csv",
+        **BEHAVIOR,
     params:
         job=lambda w: job_json(mbconfig.behavior_job(config, w.env, int(w.seed))),
     conda:
         "../../envs/sim.yaml"
     log:
-        f"{RESULTS}/logs/behavior/{{env}}/seed{{seed}}.log",
+        layout.log(RESULTS, "behavior", BEHAVIOR_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/behavior/{{env}}/seed{{seed}}.tsv"
+        layout.benchmark(RESULTS, "behavior", BEHAVIOR_JOB)
     threads: 1  # small matmuls: two single-threaded jobs side by side beat one with two threads
     resources:
         **tier_resources("behavior"),  # runtime (x attempt), mem_mb: tiers.<tier>.resources in the config

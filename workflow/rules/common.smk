@@ -14,6 +14,7 @@ sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from maccabench import config as mbconfig
+from maccabench import layout   # every path of the results tree
 from maccabench.errors import ConfigError
 
 try:

@@ -6,27 +6,28 @@ localrules:
     mask,
 
 
-def behavior_dir(w):
-    return f"{RESULTS}/behavior/{w.env}/seed{w.seed}"
+RAW = layout.dataset(RESULTS, "raw", "{env}", "{quality}", "{seed}")
+TEAM = layout.dataset(RESULTS, "team", "{env}", "{quality}", "{seed}")
+DATASET_JOB = layout.dataset_job("{env}", "{quality}", "{seed}")
 
 
 rule collect:
     input:
-        summary=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/summary.json",
-        policies=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/policies.pt",
-        replay=f"{RESULTS}/behavior/{{env}}/seed{{seed}}/replay_medium.npz",
+        summary=BEHAVIOR["summary"],
+        policies=BEHAVIOR["policies"],
+        replay=BEHAVIOR["replay"],
     output:
-        raw=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.h5",
-        stats=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.stats.json",
+        raw=RAW,
+        stats=layout.stats_of(RAW),
     params:
         job=lambda w: job_json(mbconfig.collect_job(config, w.env, w.quality, int(w.seed))),
-        behavior=behavior_dir,
+        behavior=lambda w: layout.behavior_dir(RESULTS, w.env, w.seed),
     conda:
         "../../envs/sim.yaml"
     log:
-        f"{RESULTS}/logs/collect/{{env}}/{{quality}}/seed{{seed}}.log",
+        layout.log(RESULTS, "collect", DATASET_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/collect/{{env}}/{{quality}}/seed{{seed}}.tsv"
+        layout.benchmark(RESULTS, "collect", DATASET_JOB)
     resources:
         **tier_resources("collect"),  # runtime (x attempt), mem_mb: tiers.<tier>.resources in the config
     shell:
@@ -37,15 +38,15 @@ rule collect:
 
 rule mask:
     input:
-        raw=f"{RESULTS}/datasets/raw/{{env}}/{{quality}}/seed{{seed}}.h5",
+        raw=RAW,
     output:
-        team=f"{RESULTS}/datasets/team/{{env}}/{{quality}}/seed{{seed}}.h5",
+        team=TEAM,
     conda:
         "../../envs/sim.yaml"
     log:
-        f"{RESULTS}/logs/mask/{{env}}/{{quality}}/seed{{seed}}.log",
+        layout.log(RESULTS, "mask", DATASET_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/mask/{{env}}/{{quality}}/seed{{seed}}.tsv"
+        layout.benchmark(RESULTS, "mask", DATASET_JOB)
     resources:
         **tier_resources("mask"),  # mem_mb: tiers.<tier>.resources in the config
     shell:
@@ -55,7 +56,7 @@ rule mask:
 rule datasets:
     input:
         expand(
-            f"{RESULTS}/datasets/team/{{env}}/{{quality}}/seed{{seed}}.h5",
+            TEAM,
             env=TIER["envs"],
             quality=TIER["qualities"],
             seed=TIER["dataset_seeds"],

@@ -20,25 +20,30 @@ def train_inputs(w) -> dict:
     return inputs
 
 
-RUN = f"{RESULTS}/runs/{{env}}/{{quality}}/{{algo}}/seed{{seed}}"
+RUN_JOB = layout.run_job("{env}", "{quality}", "{algo}", "{seed}")
+
+
+def run_file(name: str) -> str:
+    """A file of the run folder, as a wildcard pattern."""
+    return layout.run_file(RESULTS, "{env}", "{quality}", "{algo}", "{seed}", name)
 
 
 rule train:
     input:
         unpack(train_inputs),
     output:
-        final=f"{RUN}/final.json",
-        metrics=f"{RUN}/metrics.csv",
-        config=f"{RUN}/config.yaml",
+        final=run_file(layout.FINAL),
+        metrics=run_file(layout.METRICS),
+        config=run_file(layout.RUN_CONFIG),
     params:
         job=lambda w: train_job(w).to_json(),
         out=lambda w, output: os.path.dirname(output.final),
     conda:
         "../../envs/sim.yaml"
     log:
-        f"{RESULTS}/logs/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
+        layout.log(RESULTS, "train", RUN_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.tsv"
+        layout.benchmark(RESULTS, "train", RUN_JOB)
     threads: 1
     resources:
         **tier_resources("train"),  # runtime (x attempt), mem_mb, gpu: tiers.<tier>.resources in the config
@@ -57,17 +62,18 @@ localrules: reward_recovery
 
 rule reward_recovery:
     input:
-        final=f"{RUN}/final.json",
-        raw=lambda w: train_job(w).dataset.replace("/datasets/team/", "/datasets/raw/"),
+        final=run_file(layout.FINAL),
+        # the raw file the run's team dataset was masked from
+        raw=lambda w: layout.dataset(RESULTS, "raw", w.env, w.quality, train_job(w).dataset_seed),
     output:
-        f"{RUN}/reward_recovery.json",
+        run_file(layout.RECOVERY),
     params:
         run=lambda w, input: os.path.dirname(input.final),
     conda:
         "../../envs/sim.yaml"
     log:
-        f"{RESULTS}/logs/recovery/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.log",
+        layout.log(RESULTS, "recovery", RUN_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/recovery/{{env}}/{{quality}}/{{algo}}/seed{{seed}}.tsv"
+        layout.benchmark(RESULTS, "recovery", RUN_JOB)
     shell:
         "python -m maccabench recovery --run {params.run} --raw {input.raw} --out {output} > {log} 2>&1"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .. import config as C
+from .. import layout
 from ..errors import MaccabenchError, run_command
 from . import spec
 
@@ -85,7 +86,7 @@ def cmd_status(args):
             print(f"{name}: no rows in tier {t.tier} ({t.inactive_reason})")
             continue
         keys = t.runs()
-        done = [k for k in keys if (k.folder(t.results) / "final.json").exists()]
+        done = [k for k in keys if k.file(t.results, layout.FINAL).exists()]
         print(f"{name}: {len(done)}/{len(keys)} runs finished ({t.kind}, {len(t.rows)} rows)")
         if args.verbose:
             for k in keys:

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .. import layout  # noqa: E402
 from ..errors import MaccabenchError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from . import stats  # noqa: E402
@@ -130,8 +131,8 @@ def masks_figure(results: str | Path, tier: str, env: str, quality: str, algo: s
     loaded = []
     for s in seeds:
         key = RunKey(env, quality, algo, s)
-        if not (key.folder(results) / "final.json").exists():
-            raise RunError(key.folder(results) / "final.json", "is missing (Figure 4 reads this run)",
+        if not key.file(results, layout.FINAL).exists():
+            raise RunError(key.file(results, layout.FINAL), "is missing (Figure 4 reads this run)",
                            f"run it first, e.g. `snakemake --cores 2 figures --config tier={tier}`")
         loaded.append(load_run(results, key, tier).masks())
     k = min(len(m["updates"]) for m in loaded)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import config as C
+from .. import layout
 from ..errors import ConfigError
 
 KINDS = ("scores", "sweep", "variants", "recovery")
@@ -35,7 +36,11 @@ class RunKey:
     seed: int
 
     def folder(self, results: str | Path) -> Path:
-        return Path(results) / "runs" / self.env / self.quality / self.algo / f"seed{self.seed}"
+        return Path(layout.run_dir(results, self.env, self.quality, self.algo, self.seed))
+
+    def file(self, results: str | Path, name: str) -> Path:
+        """A file of the run folder (layout.FINAL, layout.RECOVERY, ...)."""
+        return self.folder(results) / name
 
     def __str__(self) -> str:
         return f"{self.env}/{self.quality}/{self.algo}/seed{self.seed}"
@@ -103,21 +108,21 @@ class Table:
         return [RunKey(env, q, algo, s) for env, q in self.cells() for algo in self.run_algos() for s in self.seeds]
 
     def final_files(self, runs: list[RunKey] | None = None) -> list[str]:
-        return [str(k.folder(self.results) / "final.json") for k in (self.runs() if runs is None else runs)]
+        return [str(k.file(self.results, layout.FINAL)) for k in (self.runs() if runs is None else runs)]
 
     def recovery_files(self, runs: list[RunKey] | None = None) -> list[str]:
         if self.kind != "recovery":
             return []
-        return [str(k.folder(self.results) / "reward_recovery.json") for k in (self.runs() if runs is None else runs)]
+        return [str(k.file(self.results, layout.RECOVERY)) for k in (self.runs() if runs is None else runs)]
 
     def input_files(self) -> list[str]:
         """What the aggregate rule needs. With allow_partial only the runs finished now (the table
         then never schedules training); otherwise every run, so Snakemake builds the missing ones."""
         keys = self.runs()
         if self.allow_partial:
-            keys = [k for k in keys if (k.folder(self.results) / "final.json").exists()]
+            keys = [k for k in keys if k.file(self.results, layout.FINAL).exists()]
             if self.kind == "recovery":
-                keys = [k for k in keys if (k.folder(self.results) / "reward_recovery.json").exists()]
+                keys = [k for k in keys if k.file(self.results, layout.RECOVERY).exists()]
         return self.final_files(keys) + self.recovery_files(keys)
 
     def caption(self) -> str:
@@ -125,7 +130,7 @@ class Table:
         text = f"{self.title}. {self.description}".strip()
         partial = " Partial tables are allowed (missing runs are marked)." if self.allow_partial else ""
         return (f"{text} Tier `{self.tier}`: training seeds {seeds} ({len(self.seeds)} per cell); "
-                f"numbers read from {self.results}/runs/.{partial}")
+                f"numbers read from {layout.runs_dir(self.results)}/.{partial}")
 
 
 def section(cfg: dict) -> dict:

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .. import layout
 from ..errors import MaccabenchError
 from ..io import atomic_path
 from . import stats
 from .runs import Run, load_table_runs
 from .spec import RunKey, Table
 
-FORMATS = ("csv", "md", "tex", "html")
 MEASURE_NAMES = {"score": None, "rho_sr": "rho_sr (s->r mask density)", "rho_ar": "rho_ar (a->r mask density)",
                  "causal_loss": "causal model loss"}
 METRIC_NAMES = {"normalized_score": "normalised score", "win_rate": "win rate"}
@@ -132,7 +132,7 @@ def _provenance(table: Table, keys: list[RunKey]) -> str:
         return ""
     k = keys[0]
     seeds = ",".join(str(x.seed) for x in keys)
-    return f"{table.results}/runs/{k.env}/{k.quality}/{k.algo}/seed{{{seeds}}}"
+    return layout.run_dir(table.results, k.env, k.quality, k.algo, f"{{{seeds}}}")   # .../seed{0,1,2}
 
 
 def build(table: Table) -> Built:
@@ -481,7 +481,7 @@ def render(title: str, caption: str, sections: list[Section], notes: list[str], 
 def write(built: Built, out_dir: str | Path) -> dict[str, Path]:
     """Writes <name>.csv/.md/.tex/.html into out_dir (each atomically); returns the paths."""
     t = built.table
-    paths = {how: Path(out_dir) / f"{t.name}.{how}" for how in FORMATS}
+    paths = {how: Path(out_dir) / f"{t.name}.{how}" for how in layout.TABLE_FORMATS}
     with atomic_path(paths["csv"]) as tmp:
         built.long.to_csv(tmp, index=False)
     for how in ("md", "tex", "html"):
@@ -571,7 +571,7 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
 
 def write_side_by_side(built: Built, out_dir: str | Path) -> dict[str, Path]:
     t = built.table
-    paths = {how: Path(out_dir) / f"{t.name}_vs_paper.{how}" for how in FORMATS}
+    paths = {how: Path(out_dir) / f"{layout.vs_paper(t.name)}.{how}" for how in layout.TABLE_FORMATS}
     with atomic_path(paths["csv"]) as tmp:
         built.long.to_csv(tmp, index=False)
     title = f"{t.title} — ours vs the paper"

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import layout
 from ..errors import MaccabenchError
 
 
 def job_times(results: str | Path) -> pd.DataFrame:
     """One row per benchmarked job: stage (the rule), detail (the algorithm for training and
     reward-recovery jobs, else the env), job (its wildcards' path), wall seconds."""
-    root = Path(results) / "benchmarks"
+    root = Path(layout.benchmarks_dir(results))
     rows = []
     for tsv in sorted(root.rglob("*.tsv")):
         parts = tsv.relative_to(root).parts    # <rule>/<env>/...; train, recovery: <rule>/env/quality/algo/seedN.tsv
