@@ -9,7 +9,7 @@ import pytest
 
 from maccabench import config as C
 from maccabench import data, layout, runfolder
-from maccabench.algos import ALGOS
+from maccabench.registry import BACKBONES as ALGOS
 from maccabench.behavior import train as learn_behavior
 from maccabench.collect import collect
 from maccabench.train import train
@@ -58,7 +58,7 @@ def test_a_short_run_writes_a_run_folder_in_the_format(tiny, algo):
     numbers = metrics.drop(columns=["eval/win_rate"]).iloc[1:]      # MPE has no win rate
     assert np.isfinite(numbers.to_numpy(float)).all(), numbers
 
-    ds = data.read(job["dataset"], kind="team")
+    ds = data.read(job.dataset, kind="team")
     assert (final["S_random"], final["S_expert"]) == (ds.attrs["S_random"], ds.attrs["S_expert"])
     last = metrics.iloc[-1]
     assert final["final"]["return_mean"] == pytest.approx(last["eval/return_mean"])

@@ -33,6 +33,8 @@ FINAL_KEYS = ("env", "quality", "algo", "seed", "tier", "metric", "final", "best
               "S_random", "S_expert", "updates", "wall_s", "versions")
 MASK_ARRAYS = ("updates", "s_to_r", "a_to_r")
 RECOVERY_KEYS = ("pearson", "spearman")
+# written by other rules from a finished run; a run that (re)starts removes them, so none outlives the run it describes
+DERIVED_FILES = (layout.RECOVERY,)
 
 
 class RunError(MaccabenchError):

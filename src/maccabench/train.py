@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import data
+from . import data, layout
 from .policies import load_policies
 from .envs import make_team_env, spec_of
 from .io import atomic_path, remove_partials
@@ -40,7 +40,7 @@ from .nets import device as default_device
 from .registry import ASSIGNERS, BACKBONES
 from .rewards import RewardContext, make_assigner
 from .rollout import evaluate
-from .runfolder import final_record, normalized_score, write_final, write_masks, write_metrics
+from .runfolder import DERIVED_FILES, final_record, normalized_score, write_final, write_masks, write_metrics
 
 EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
 PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
@@ -94,7 +94,7 @@ def training_step(assigner, backbone, batch: dict[str, torch.Tensor]) -> dict:
 def _recorded_job(out: Path) -> dict | None:
     """The job a run folder's config.yaml records (without what the machine added), if any."""
     try:
-        recorded = yaml.safe_load((out / "config.yaml").read_text())
+        recorded = yaml.safe_load((out / layout.RUN_CONFIG).read_text())
     except FileNotFoundError:
         return None
     return {k: v for k, v in recorded.items() if k not in ("device", "threads")}
@@ -120,15 +120,35 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _checkpoint_of(path: Path, digest: str, dev: torch.device) -> dict | None:
+    """The one place a run decides how to start: the checkpoint to resume from (this very job on
+    this very data, possibly already at its last update), or None to start over (no checkpoint, an
+    unreadable one, or another job's)."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=dev, weights_only=False)
+    except Exception as e:   # truncated or corrupted: a checkpoint is a cache, never a result
+        print(f"{path} cannot be read ({type(e).__name__}: {e}); starting over", flush=True)
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("digest") != digest:
+        print(f"{path} belongs to another job or dataset; starting over", flush=True)
+        return None
+    return ckpt
+
+
 def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: int | None = None) -> dict:
     """Run (or resume, or find finished) the training run of `job` (config.train_job) in `out_dir`;
     returns the content of final.json."""
     out = Path(out_dir)
     record = job.to_dict()   # what config.yaml records and the resume digest hashes
-    if (out / "final.json").exists():
+    if (out / layout.FINAL).exists():
         if _recorded_job(out) == record:
-            return json.loads((out / "final.json").read_text())
-        (out / "final.json").unlink()   # finished, but for another job: this one starts over
+            return json.loads((out / layout.FINAL).read_text())
+        (out / layout.FINAL).unlink()   # finished, but for another job: this one starts over
+    # files other rules derive from a finished run (reward recovery) describe the run being replaced
+    for name in DERIVED_FILES:
+        (out / name).unlink(missing_ok=True)
     if threads:
         torch.set_num_threads(threads)
     dev = default_device()
@@ -153,24 +173,25 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
     rows: list[dict] = []
     snapshots: dict[str, list] = {"updates": [], "s_to_r": [], "a_to_r": []}
     start, wall_before = 0, 0.0
-    ckpt_path = out / "ckpt.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if ckpt["digest"] == digest:
-            backbone.load_state_dict(ckpt["backbone"])
-            assigner.load_state_dict(ckpt["assigner"])
-            batches.gen.set_state(ckpt["sampler"])
-            _set_rng_state(ckpt["rng"])
-            rows, snapshots, start, wall_before = ckpt["rows"], ckpt["snapshots"], ckpt["updates"], ckpt["wall_s"]
-            print(f"resuming from {ckpt_path} at update {start}", flush=True)
-        else:
-            print(f"{ckpt_path} belongs to another job or dataset; starting over", flush=True)
+    ckpt_path = out / layout.CHECKPOINT
+    ckpt = _checkpoint_of(ckpt_path, digest, dev)
+    if ckpt is not None:
+        backbone.load_state_dict(ckpt["backbone"])
+        assigner.load_state_dict(ckpt["assigner"])
+        batches.gen.set_state(ckpt["sampler"])
+        _set_rng_state(ckpt["rng"])
+        rows, snapshots, start, wall_before = ckpt["rows"], ckpt["snapshots"], ckpt["updates"], ckpt["wall_s"]
+        print(f"resuming from {ckpt_path} at update {start} of {job.updates}", flush=True)
 
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)    # a killed predecessor's half-written checkpoint or metrics
     resolved = {**record, "device": str(dev), "threads": torch.get_num_threads()}
-    with atomic_path(out / "config.yaml") as tmp:
+    with atomic_path(out / layout.RUN_CONFIG) as tmp:
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if rows:   # resumed: the folder gets what the checkpoint saw, even when nothing is left to train
+        write_metrics(out, rows)
+        if probe is not None:
+            write_masks(out, snapshots)
 
     t0 = time.time() - wall_before
     sums: dict[str, object] = {}
