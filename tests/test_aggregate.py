@@ -400,3 +400,47 @@ def test_timing_sums_benchmark_files_per_stage_and_algorithm(tmp_path):
     assert summary.loc[("all", ""), "min_wall_min"] == round(400 / 2 / 60, 1)
     with pytest.raises(Exception, match="no benchmark files"):
         job_times(tmp_path / "empty")
+
+
+# ---- the credit-versus-scale table ----------------------------------------------------------------
+
+# chosen final scores per algorithm (seeds 0, 1, 2), the same at both qualities: (b) R / N is the reference
+CREDIT_SCORES = {"omar": [10, 10, 10], "omar-mean": [1, 2, 3], "omar-gt": [50, 60, 70], "macca-omar": [2, 3, 4],
+                 "macca-omar-xn": [9, 11, 12], "omar-split": [0, 0, 0],
+                 "icql": [3, 2, 1], "icql-mean": [2, 2, 2], "icql-gt": [1, 2, 3], "macca-cql": [2, 2, 2],
+                 "macca-cql-xn": [5, 5, 5], "icql-split": [-1, 2, 2]}
+
+
+def test_credit_table_compares_every_reward_with_r_over_n(small_cfg, tmp_path):
+    t = spec.resolve(small_cfg, "credit")
+    assert t.rows == [("cn", "expert"), ("cn", "medium")]
+    assert t.algos == list(CREDIT_SCORES)
+    assert set(t.improvement) == {(a, "omar-mean") for a in CREDIT_SCORES if a.startswith(("omar", "macca-omar")) and a != "omar-mean"} | \
+        {(a, "icql-mean") for a in CREDIT_SCORES if a.startswith(("icql", "macca-cql")) and a != "icql-mean"}
+    F.fill_table(small_cfg, t, lambda env, q, algo, seed: CREDIT_SCORES[algo][seed])
+    built = tables.build(t)
+    df = built.long
+    cell = df[(df.env == "cn") & (df.quality == "expert")].set_index("algo")
+    assert cell.at["omar", "p_improvement"] == 1.0                         # [10]*3 vs [1, 2, 3]
+    assert cell.at["macca-omar", "p_improvement"] == pytest.approx(7 / 9)  # [2,3,4] vs [1,2,3]: 6 wins, 2 ties
+    assert cell.at["omar-split", "p_improvement"] == 0.0
+    assert cell.at["icql-split", "p_improvement"] == pytest.approx(2 / 6)  # [-1,2,2] vs [2]*3: 0 wins, 6 ties of 9
+    assert cell.at["macca-cql", "improves_on"] == "icql-mean" and cell.at["macca-cql", "p_improvement"] == 0.5
+    assert cell.at["omar-gt", "iqm"] == pytest.approx(60.0)
+    agg = df[df.env == "all"].set_index("algo")
+    assert agg.at["macca-omar-xn", "p_improvement"] == 1.0
+    assert agg.at["macca-omar", "iqm_low"] <= agg.at["macca-omar", "iqm"] <= agg.at["macca-omar", "iqm_high"]
+    md = tables.write(built, tmp_path / "tables")["md"].read_text()
+    assert "P(MACCA-OMAR xN > OMAR R/N)" in md and "P(I-CQL split > I-CQL R/N)" in md
+    assert "interquartile mean" in md
+
+
+def test_scores_table_rows_can_be_limited_to_named_envs(small_cfg):
+    """`envs:` keeps the rows to the named envs among the tier's, whatever else has the metric."""
+    small_cfg["environments"]["cn-copy"] = copy.deepcopy(small_cfg["environments"]["cn"])
+    small_cfg["tiers"]["smoke"]["envs"].append("cn-copy")
+    assert {e for e, _ in spec.resolve(small_cfg, "table1").rows} == {"cn", "cn-copy"}
+    assert {e for e, _ in spec.resolve(small_cfg, "credit").rows} == {"cn"}
+    small_cfg["tables"]["credit"]["envs"] = ["cn", "cn-credti"]
+    with pytest.raises(ConfigError, match=r"tables\.credit\.envs.*'cn-credti'"):
+        spec.resolve(small_cfg, "credit")

@@ -24,7 +24,8 @@ method) | fixed (one graph per agent: a running average over training of the bat
 probabilities; gradients reach psi_g through the batch mean) | full (all ones, no psi_g, no L1);
 `paradigm` alternate (Algorithm 1: `updates_per_step` causal updates on each batch before the
 backbone's update) | pretrain (`pretrain_updates` causal-only updates first, then frozen; Table 11);
-`precision` fp32 | bf16 (autocast of the matrix products; master weights and the loss stay fp32).
+`precision` fp32 | bf16 (autocast of the matrix products; master weights and the loss stay fp32);
+`times_n_agents` relabels with N times the fitted rewards (the reward-scale control: the same model).
 Ground-truth individual rewards (Table 9) come only through `GroundTruthReward`, built from a raw
 dataset by `read_ground_truth`, the one place training may read a raw file.
 
@@ -212,7 +213,8 @@ class CausalRewardModel:
         """Per-agent rewards [B, N] from the joint state and joint action only."""
         x = joint_inputs(batch)
         with self._autocast():
-            return self.rewards(x, *self.probabilities(x))
+            r = self.rewards(x, *self.probabilities(x))
+        return r * self.n if self.cfg.times_n_agents else r
 
     def pretrain(self, sample_batch: Callable[[], dict[str, torch.Tensor]], planned_steps: int | None = None) -> dict[str, float]:
         """paradigm pretrain (Table 11, "causal model first"): causal-only updates on fresh batches

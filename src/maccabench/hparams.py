@@ -154,7 +154,8 @@ def maicq_rewards_problem(cfg: MAICQConfig, shared: bool) -> str | None:
 class CausalConfig:
     """MACCA's causal reward model (src/maccabench/causal.py). Its values live in one place, the
     `causal:` section of config/config.yaml (per quality there, paper Table 4 and appendix H);
-    `fixed_momentum`, the one detail the config does not set, has its value here."""
+    `fixed_momentum`, a detail the config does not set, and `times_n_agents`, off but in the
+    reward-scale control (`algorithms.*-xn`), have their values here."""
     graph: str = hp_field(choices=("dynamic", "fixed", "full"), doc="dynamic | fixed | full (Table 10)")
     clip_h: bool = hp_field(doc="relabel with 1[p >= h]; false: with the probabilities p (Table 10)")
     h: float = hp_field(min=0, max=1, doc="mask threshold (Table 4; Table 7 sweeps it)")
@@ -171,3 +172,5 @@ class CausalConfig:
     precision: str = hp_field(choices=("fp32", "bf16"), doc="fp32 | bf16 (autocast of the matrix products)")
     temperature: float = hp_field(min=1e-3, doc="of the relaxed Bernoulli mask samples used in training")
     fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
+    times_n_agents: bool = hp_field(False, doc="relabel with N times the per-agent rewards (they then sum to N R, "
+                                    "the team reward's scale per agent): the reward-scale control; the model fits R as ever")

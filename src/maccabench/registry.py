@@ -70,6 +70,9 @@ class AssignerEntry:
 # name, as written in `algorithms.<name>.rewards`
 ASSIGNERS: dict[str, AssignerEntry] = {
     "team": AssignerEntry("maccabench.rewards:team_reward", shared=True),          # every agent: the team reward
+    # controls for reward scale (DESIGN.md "Controls"): R / N to every agent; a random split of R per sample
+    "team_mean": AssignerEntry("maccabench.rewards:team_mean_reward", shared=True),
+    "random_split": AssignerEntry("maccabench.rewards:random_split", shared=False),
     "causal": AssignerEntry("maccabench.causal:causal_model", shared=False, config=hparams.CausalConfig,
                             config_section="causal", pretrains=True, mask_snapshots=True),
     "ground_truth": AssignerEntry("maccabench.causal:ground_truth", shared=False, reads_raw=True),   # Table 9

@@ -11,6 +11,11 @@ asks a *reward assigner* for per-agent rewards [B, N] and puts them in `batch["r
 (`maccabench.causal`) is another assigner, so `macca-omar` is the OMAR backbone with the causal
 assigner: a config entry under `algorithms:`, not a copy of the backbone.
 
+Controls that separate credit assignment from reward scale (MACCA's rewards sum to R, so they sit
+near R / N, while the baselines train on R): `team_mean` hands every agent R / N (same scale as
+MACCA's, no credit), `random_split` a fresh random split of R per sample (sums to R like MACCA's,
+credit-free); MACCA's rewards times N are the causal assigner's `times_n_agents` option.
+
 Assigners are registered in `maccabench.registry.ASSIGNERS`, which declares the optional hooks
 each one has (the loop calls only those):
   pretrain(sample_batch, planned_steps)  `pretrains`: once before the first update of a fresh run
@@ -35,23 +40,61 @@ class RewardAssigner(Protocol):
     def load_state_dict(self, d: dict) -> None: ...
 
 
-class TeamReward:
-    """Every agent receives the team reward."""
+# the random split's generator: seed + this, a stream apart from the batch sampler's (seeded `seed`)
+RANDOM_SPLIT_SEED_OFFSET = 50_000
 
-    def __init__(self, spec: EnvSpec):
+
+class TeamReward:
+    """Every agent receives the team reward R divided by `divisor` (1: R; N: R / N)."""
+
+    def __init__(self, spec: EnvSpec, divisor: int = 1):
         self.n = spec.n_agents
+        self.divisor = divisor
 
     def update(self, batch) -> dict[str, float]:
         return {}
 
     def assign(self, batch) -> torch.Tensor:
-        return batch["team_rewards"].unsqueeze(1).expand(-1, self.n)
+        r = batch["team_rewards"]
+        if self.divisor != 1:
+            r = r / self.divisor
+        return r.unsqueeze(1).expand(-1, self.n)
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, d: dict) -> None:
         pass
+
+
+class RandomSplit:
+    """A credit-free split of the team reward: sample b's agents get R_b * w_b with w_b drawn from
+    Dirichlet(1, ..., 1), afresh for every sample at every call of `assign` (once per update), so
+    the rewards sum to R and carry no information about who earned it. Its own generator, on the
+    CPU (the same splits on every device), is seeded from the run seed and checkpointed with the
+    assigner, so a run and its resumption draw the same splits."""
+
+    def __init__(self, spec: EnvSpec, seed: int):
+        self.n = spec.n_agents
+        self.gen = torch.Generator().manual_seed(seed + RANDOM_SPLIT_SEED_OFFSET)
+
+    def weights(self, batch_size: int) -> torch.Tensor:
+        """[B, N] Dirichlet(1, ..., 1) draws: i.i.d. Exp(1) (= Gamma(1)) variables, normalised."""
+        e = torch.empty(batch_size, self.n).exponential_(generator=self.gen)
+        return e / e.sum(dim=1, keepdim=True)
+
+    def update(self, batch) -> dict[str, float]:
+        return {}
+
+    def assign(self, batch) -> torch.Tensor:
+        r = batch["team_rewards"]
+        return r.unsqueeze(1) * self.weights(len(r)).to(r.device)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.gen.set_state(d["gen"])
 
 
 @dataclass(frozen=True)
@@ -70,6 +113,14 @@ class RewardContext:
 
 def team_reward(ctx: RewardContext) -> TeamReward:
     return TeamReward(ctx.spec)
+
+
+def team_mean_reward(ctx: RewardContext) -> TeamReward:
+    return TeamReward(ctx.spec, divisor=ctx.spec.n_agents)
+
+
+def random_split(ctx: RewardContext) -> RandomSplit:
+    return RandomSplit(ctx.spec, ctx.seed)
 
 
 def make_assigner(name: str, ctx: RewardContext) -> RewardAssigner:

@@ -7,6 +7,7 @@ code. Kinds:
 - `scores`:   rows = the tier's envs whose `metric` is the table's x the listed qualities,
               columns = algorithms (Table 1 for normalized_score, Table 2 for win_rate: a new
               suite's envs slot in by declaring their metric).
+              `envs:` limits the rows to the named envs among those (the credit table).
 - `sweep`:    one env and quality, rows = variants (label -> algorithm), columns = points in
               training time (fractions of the run), cells = score and a mask density (Tables 6, 8).
 - `variants`: one env and quality, rows = variants, columns = final measures (Tables 7, 9-11).
@@ -189,7 +190,12 @@ def resolve(cfg: dict, name: str) -> Table:
                     raise ConfigError(f"{where}.improvement", f"compares {a!r}, which is not a column of the table",
                                       f"use columns of `{where}.algos`: {', '.join(algos)}")
         metric = spec.get("metric")
-        row_envs = [e for e in t["envs"] if metric is None or envs[e]["metric"] == metric]
+        named = spec.get("envs")
+        for e in named or []:
+            if e not in envs:
+                raise ConfigError(f"{where}.envs", f"unknown env {e!r}", f"use one of {', '.join(envs)}")
+        row_envs = [e for e in t["envs"] if (metric is None or envs[e]["metric"] == metric)
+                    and (named is None or e in named)]
         qualities = [q for q in spec.get("qualities", list(C.QUALITIES)) if q in t["qualities"]]
         rows = [(e, q) for e in row_envs for q in qualities]
         reason = "" if rows else (f"tier {cfg['tier']} has no environment with metric {metric!r} "
