@@ -499,3 +499,16 @@ def test_undefined_scores_in_variant_and_sweep_tables_and_figures(small_cfg, tmp
     out = tmp_path / "figures"
     for p in figures.curves(t6, out / "curves_table6.png") + figures.curves(t7, out / "curves_table7.png"):
         assert p.exists()
+
+
+def test_figures_when_no_run_has_a_score(small_cfg, tmp_path):
+    """The smoke tier's case: every reference pair within noise; figures still drawn, marked."""
+    for name in ("table1", "recovery"):
+        t = spec.resolve(small_cfg, name)
+        for k in t.runs():
+            F.write_run(small_cfg, k.env, k.quality, k.algo, k.seed, 5.0, recovery=0.5, score_undefined=WHY)
+    out = tmp_path / "figures"
+    figures.curves(spec.resolve(small_cfg, "table1"), out / "curves_table1.png")
+    figures.recovery_scatter(spec.resolve(small_cfg, "recovery"), out / "recovery_scatter.png")
+    for name in ("curves_table1", "recovery_scatter"):
+        _png_ok(out / f"{name}.png")

@@ -52,7 +52,7 @@ def mean_band(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     for keys, g in df.dropna(subset=[value]).groupby(by, sort=False):
         m, lo, hi = stats.bootstrap_ci(g[value].to_numpy(), "mean", reps=BAND_REPS, seed=0)
         rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high"])   # the columns even where nothing has a value
 
 
 def _lines_with_band(data: pd.DataFrame, *, hue: str, order: list[str], palette: dict, **_):
@@ -207,8 +207,14 @@ def recovery_scatter(table: Table, png: str | Path) -> list[Path]:
     df = pd.DataFrame(rows)
     sns.set_theme(style="whitegrid", context="paper")
     ylabel = " / ".join(METRIC_NAMES.get(m, m) for m in sorted({r.metric for r in runs.values()}))
-    g = sns.relplot(data=df, x="Pearson r (mean over agents)", y="score", hue="env", style="quality",
-                    col="algorithm", height=2.8, aspect=1.0, s=40, col_order=[table.label(a) for a in table.algos])
+    col_order = [table.label(a) for a in table.algos]
+    if df["score"].notna().any():
+        g = sns.relplot(data=df, x="Pearson r (mean over agents)", y="score", hue="env", style="quality",
+                        col="algorithm", height=2.8, aspect=1.0, s=40, col_order=col_order)
+    else:   # no run has a score to place on the y axis (seaborn cannot draw an all-nan column)
+        g = sns.FacetGrid(df, col="algorithm", col_order=col_order, height=2.8, aspect=1.0)
+        for ax in g.axes.flat:
+            _mark_empty(ax)
     g.set(xlim=(-1.05, 1.05))
     g.set_axis_labels("Pearson r (mean over agents)", ylabel)
     title = (f"Reward recovery vs score, one point per run (tier {table.tier}, {len(table.seeds)} seed(s))"
