@@ -56,10 +56,13 @@ def results_dir(cfg: dict) -> Path:
 def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_score: float, *,
               start_score: float = 0.0, causal: bool | None = None, rho_sr=(0.9, 0.3), rho_ar=(0.8, 0.5),
               causal_loss=(1.0, 0.1), table_score: str = "final", recovery: float | None = None,
-              masks: bool | None = None, tier: str | None = None, final_overrides: dict | None = None) -> Path:
+              masks: bool | None = None, tier: str | None = None, final_overrides: dict | None = None,
+              score_undefined: str | None = None) -> Path:
     """One finished run whose score goes linearly from start_score to final_score over the
     evaluations (metric from the env's config entry); MACCA runs also log causal diagnostics
-    (each going linearly between the given (start, end) values) and write masks.npz."""
+    (each going linearly between the given (start, end) values) and write masks.npz.
+    `score_undefined`: the references were within noise (the reason), so the run has returns but
+    no normalised scores, as the training stage writes it then."""
     metric = cfg["environments"][env]["metric"]
     causal = algo.startswith("macca") if causal is None else causal
     folder = Path(layout.run_dir(results_dir(cfg), env, quality, algo, seed))
@@ -71,7 +74,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
     if metric == "normalized_score":
         ret = s_random + score / 100 * (s_expert - s_random)
         win = [np.nan] * len(updates)
-        norm = score
+        norm = np.full(len(updates), np.nan) if score_undefined else score
     else:
         ret, win, norm = score * 10, score, np.full(len(updates), np.nan)
     rows = []
@@ -89,7 +92,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
     runfolder.write_metrics(folder, rows)
     final = runfolder.final_record(env=env, quality=quality, algo=algo, seed=seed, tier=tier or cfg["tier"],
                                    metric=metric, table_score=table_score, rows=rows,
-                                   s_random=s_random, s_expert=s_expert, wall_s=3.0)
+                                   s_random=s_random, s_expert=s_expert, wall_s=3.0, score_undefined=score_undefined)
     final.update(final_overrides or {})
     if masks if masks is not None else causal:
         n, obs, act = 3, 4, 2

@@ -444,3 +444,115 @@ def test_scores_table_rows_can_be_limited_to_named_envs(small_cfg):
     small_cfg["tables"]["credit"]["envs"] = ["cn", "cn-credti"]
     with pytest.raises(ConfigError, match=r"tables\.credit\.envs.*'cn-credti'"):
         spec.resolve(small_cfg, "credit")
+
+
+# ---- normalised scores whose references are within noise ------------------------------------------------
+
+# the smoke tier's CN references: the expert is not clearly better than the random policy
+NOISY_REFS = {"random": {"mean": -74.79, "std": 29.48, "episodes": 10}, "expert": {"mean": -75.60, "std": 20.12, "episodes": 10}}
+WHY = "S_expert - S_random = -0.81 does not exceed 2 combined standard errors (23.79)"
+
+
+def test_references_within_noise_give_no_score_and_say_why(tmp_path):
+    from maccabench import runfolder
+    from maccabench.behavior.checkpoints import undefined_score_reason
+    why = undefined_score_reason(NOISY_REFS)
+    # se = std / sqrt(n - 1) (std measured with ddof=0): sqrt(29.48^2 + 20.12^2) / 3 = 11.90; 2 se = 23.79
+    assert why.startswith(WHY) and "over 10 episodes" in why
+    clear = {"random": NOISY_REFS["random"], "expert": {**NOISY_REFS["expert"], "mean": -74.79 + 24.0}}
+    assert undefined_score_reason(clear) is None                                   # 24.0 > 23.79
+    assert undefined_score_reason({"random": NOISY_REFS["random"], "expert": {**clear["expert"], "mean": -74.79 + 23.5}})
+    one = {q: {**r, "episodes": 1, "std": 0.0} for q, r in clear.items()}
+    assert "reference_episodes >= 2" in undefined_score_reason(one)
+    # the run folder: returns kept, no score, the reason in final.json, empty cells in metrics.csv
+    assert runfolder.normalized_score(-60.0, -74.79, -75.60, why) is None
+    assert runfolder.normalized_score(-60.0, -50.0, -10.0) == pytest.approx(-25.0)   # the normal case
+    rows = [{"updates": u, "loop_steps": 100 * u, "wall_s": 1.0, "eval/return_mean": -60.0 + u, "eval/return_std": 2.0,
+             "eval/normalized_score": runfolder.normalized_score(-60.0 + u, -74.79, -75.60, why), "eval/win_rate": None}
+            for u in (0, 10)]
+    final = runfolder.final_record(env="cn", quality="expert", algo="omar", seed=0, tier="smoke", metric="normalized_score",
+                                   table_score="final", rows=rows, s_random=-74.79, s_expert=-75.60, wall_s=1.0,
+                                   score_undefined=why)
+    runfolder.write_metrics(tmp_path, rows)
+    runfolder.write_final(tmp_path, final)
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["normalized_score_undefined"] == why
+    assert final["final"]["normalized_score"] is None and final["final"]["return_mean"] == -50.0
+    assert final["best"]["updates"] == 10                                          # no score: the last evaluation
+    metrics = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert metrics[1].split(",")[3:6] == ["-60.0", "2.0", ""]
+    defined = runfolder.final_record(env="cn", quality="expert", algo="omar", seed=0, tier="smoke",
+                                     metric="normalized_score", table_score="final", rows=rows[:1],
+                                     s_random=-50.0, s_expert=-10.0, wall_s=1.0)
+    assert defined["normalized_score_undefined"] is None
+
+
+def test_undefined_scores_are_marked_and_left_out_of_every_statistic(small_cfg, tmp_path):
+    t = spec.resolve(small_cfg, "table1")
+    fill_scores(small_cfg, t)
+    for algo in t.algos:   # CN medium: the behaviour stage found its references within noise
+        for s in t.seeds:
+            F.write_run(small_cfg, "cn", "medium", algo, s, SCORES["medium", algo][s], score_undefined=WHY)
+    out = tmp_path / "tables"
+    paths = tables.write(tables.build(t), out)
+    df = tables.read_csv(paths["csv"])
+    med = df[df.quality == "medium"].set_index("algo")
+    assert (med["n_seeds"] == 0).all() and (med["n_undefined"] == 3).all() and (med["score_undefined"] == WHY).all()
+    assert med["mean"].isna().all() and med.loc["macca-omar", "p_improvement"] != med.loc["macca-omar", "p_improvement"]
+    # the pooled row and P(X > Y) over tasks are those of the expert cell alone, as if medium did not exist
+    agg = df[df.env == "all"].set_index("algo")
+    assert agg.at["icql", "iqm"] == pytest.approx(stats.iqm([10, 20, 60])) and agg.at["icql", "n_seeds"] == 3
+    assert agg.at["icql", "n_undefined"] == 3
+    assert agg.at["macca-cql", "p_improvement"] == pytest.approx(6 / 9)
+    expert = df[df.quality == "expert"].set_index("algo")
+    assert expert.at["icql", "mean"] == pytest.approx(30.0) and expert.at["icql", "n_undefined"] == 0
+    md = paths["md"].read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines() if line.startswith("| CN ")]
+    medium_rows = [r[2:] for r in rows if r[1] == "medium"]
+    assert len(medium_rows) == 3   # mean ± std, IQM, P(X > Y)
+    assert all(c == tables.UNDEFINED for r in medium_rows for c in r), medium_rows
+    assert "5347" not in md and "| CN    | expert    | 30.0 ± 26.5" in md
+    assert f"{tables.UNDEFINED}: no normalised score" in md and f"CN medium: {WHY}" in md
+    assert "left out of every statistic" in md
+    assert tables.UNDEFINED in paths["html"].read_text() and tables.UNDEFINED in paths["tex"].read_text()
+    # the side-by-side version reads the CSV and marks the same cells
+    paper = tables.load_paper_values(ROOT / "config/paper_values.yaml")
+    sbs = tables.side_by_side(t, tables.read_csv(paths["csv"]), paper)
+    row = sbs.long.set_index("Quality").loc["medium"]
+    assert row["MACCA-OMAR (ours)"] == tables.UNDEFINED and row["MACCA-OMAR (paper)"] != tables.UNDEFINED
+    assert sbs.long.set_index("Quality").loc["expert", "I-CQL (ours)"] == "30.0 ± 26.5"
+    assert any(f"CN medium: {WHY}" in n for n in sbs.notes)
+
+
+def test_undefined_scores_in_variant_and_sweep_tables_and_figures(small_cfg, tmp_path):
+    t7, t6 = spec.resolve(small_cfg, "table7"), spec.resolve(small_cfg, "table6")
+    for t in (t7, t6):
+        for _, algo in t.rows:
+            for s in t.seeds:
+                F.write_run(small_cfg, t.env, t.quality, algo, s, 10.0 * s, rho_sr=(1, 0.25), score_undefined=WHY)
+    built = tables.build(t7)
+    md = tables.render(t7.title, t7.caption(), built.sections, built.notes, "md")
+    row = next(line for line in md.splitlines() if line.startswith("| 0.1 "))
+    # the score is marked; the causal diagnostics of the same runs are still numbers
+    assert [c.strip() for c in row.strip("|").split("|")][2:4] == [tables.UNDEFINED, "0.25 ± 0.00"]
+    built = tables.build(t6)
+    md = tables.render(t6.title, t6.caption(), built.sections, built.notes, "md")
+    row = next(line for line in md.splitlines() if line.startswith("| 0.5 "))
+    assert f"{tables.UNDEFINED} (" in row and "loop steps" in md     # density kept, columns still say when
+    assert f"{t6.label(t6.env)} {t6.quality}: {WHY}" in md
+    out = tmp_path / "figures"
+    for p in figures.curves(t6, out / "curves_table6.png") + figures.curves(t7, out / "curves_table7.png"):
+        assert p.exists()
+
+
+def test_figures_when_no_run_has_a_score(small_cfg, tmp_path):
+    """The smoke tier's case: every reference pair within noise; figures still drawn, marked."""
+    for name in ("table1", "recovery"):
+        t = spec.resolve(small_cfg, name)
+        for k in t.runs():
+            F.write_run(small_cfg, k.env, k.quality, k.algo, k.seed, 5.0, recovery=0.5, score_undefined=WHY)
+    out = tmp_path / "figures"
+    figures.curves(spec.resolve(small_cfg, "table1"), out / "curves_table1.png")
+    figures.recovery_scatter(spec.resolve(small_cfg, "recovery"), out / "recovery_scatter.png")
+    for name in ("curves_table1", "recovery_scatter"):
+        _png_ok(out / f"{name}.png")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data
+from .behavior.checkpoints import undefined_score_reason
 from .envs import make_team_env, spec_of
 from .envs.base import team_reward
 from .policies import load_policies
@@ -40,6 +41,9 @@ def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
         "env": entry["name"], "quality": quality, "seed": seed,
         "behavior_return": data.return_stats(returns),
         "S_random": summary["S_random"], "S_expert": summary["S_expert"],
+        # None where normalised scores are defined; a behaviour folder from before the key existed is judged here
+        "normalized_score_undefined": summary["normalized_score_undefined"] if "normalized_score_undefined" in summary
+        else undefined_score_reason(summary["references"]),
         "behavior_checkpoint_env_steps": summary["checkpoint_env_steps"].get(quality, summary["checkpoint_env_steps"]["medium"]),
         "collection_noise": job["noise"] if quality != "medium-replay" else 0.0,
         "env_config": entry,

@@ -4,7 +4,9 @@
                   the reward assigner's columns (`causal/...`); empty cells where a value is None
     masks.npz     MACCA runs: mask probabilities per evaluation (MASK_ARRAYS)
     final.json    written last (its presence means the run finished): FINAL_KEYS, the final and
-                  best evaluations as POINT_KEYS, which one tables use (`table_score`), references
+                  best evaluations as POINT_KEYS, which one tables use (`table_score`), references,
+                  and SCORE_UNDEFINED: why normalised scores are None (null where they are defined;
+                  absent in folders written before it existed)
     reward_recovery.json   MACCA runs, written after training by the recovery rule (RECOVERY_KEYS)
 
 Writers take explicit values (not the training job), readers check every file against the folder
@@ -31,6 +33,7 @@ TABLE_SCORES = ("final", "best")
 POINT_KEYS = ("updates", "return_mean", "return_std", "normalized_score", "win_rate")
 FINAL_KEYS = ("env", "quality", "algo", "seed", "tier", "metric", "final", "best", "table_score",
               "S_random", "S_expert", "updates", "wall_s", "versions")
+SCORE_UNDEFINED = "normalized_score_undefined"   # final.json (and dataset attribute): reason, or None
 MASK_ARRAYS = ("updates", "s_to_r", "a_to_r")
 RECOVERY_KEYS = ("pearson", "spearman")
 # written by other rules from a finished run; a run that (re)starts removes them, so none outlives the run it describes
@@ -45,9 +48,11 @@ class RunError(MaccabenchError):
 
 # ---- writing ----------------------------------------------------------------------------------
 
-def normalized_score(ret: float, s_random: float, s_expert: float) -> float | None:
-    """100 (S - S_random) / (S_expert - S_random); None where the references coincide."""
-    if s_expert == s_random:
+def normalized_score(ret: float, s_random: float, s_expert: float, undefined: str | None = None) -> float | None:
+    """100 (S - S_random) / (S_expert - S_random); None where the behaviour stage found the expert
+    not clearly better than random (`undefined`: its reason, the datasets' SCORE_UNDEFINED
+    attribute) or the references coincide. The raw return is kept beside it either way."""
+    if undefined or s_expert == s_random:
         return None
     return 100.0 * (ret - s_random) / (s_expert - s_random)
 
@@ -84,11 +89,15 @@ def write_masks(folder: str | Path, snapshots: dict) -> Path:
 
 
 def final_record(*, env: str, quality: str, algo: str, seed: int, tier: str, metric: str, table_score: str,
-                 rows: list[dict], s_random: float, s_expert: float, wall_s: float) -> dict:
+                 rows: list[dict], s_random: float, s_expert: float, wall_s: float,
+                 score_undefined: str | None = None) -> dict:
     """The content of final.json from a run's metrics rows (FIXED_COLUMNS keys): the last
     evaluation, the best one by the env's metric (the earliest of equal bests; the last row when
-    none has a value), and the references the scores were normalised with."""
+    none has a value), the references the scores were normalised with, and why normalised scores
+    are undefined (`score_undefined`, as given to `normalized_score`; their values are then None)."""
     key = METRIC_COLUMNS[metric]
+    if score_undefined is None and s_expert == s_random:
+        score_undefined = f"S_expert = S_random = {s_expert:.2f}"
 
     def point(row: dict) -> dict:
         return {"updates": row["updates"], "return_mean": row["eval/return_mean"], "return_std": row["eval/return_std"],
@@ -98,7 +107,7 @@ def final_record(*, env: str, quality: str, algo: str, seed: int, tier: str, met
     best = max(scored, key=lambda r: r[key]) if scored else rows[-1]
     return {"env": env, "quality": quality, "algo": algo, "seed": seed,
             "tier": tier, "metric": metric, "final": point(rows[-1]), "best": point(best),
-            "table_score": table_score, "S_random": s_random, "S_expert": s_expert,
+            "table_score": table_score, "S_random": s_random, "S_expert": s_expert, SCORE_UNDEFINED: score_undefined,
             "updates": rows[-1]["updates"], "wall_s": round(wall_s, 2), "versions": versions()}
 
 

@@ -8,20 +8,25 @@ from pathlib import Path
 import pandas as pd
 
 from . import layout
+from .runfolder import SCORE_UNDEFINED
 
 
 def datasets_summary(results: str | Path) -> str:
     results = Path(results)
-    rows = []
+    rows, undefined = [], []
     for s in sorted(map(Path, glob(layout.behavior_files(escape(str(results)), "*", "*")["summary"]))):   # Path order
         d = json.loads(s.read_text())
+        why = d.get(SCORE_UNDEFINED, "not judged (a folder from before the check)")
+        if why:
+            undefined.append(f"- {d['env']} seed {d['seed']}: {why}")
         rows.append({"env": d["env"], "seed": d["seed"], "behaviour wall s": d["wall_s"],
                      "env steps": d["env_steps"], "env steps/s (behaviour)": d["env_steps_per_s"],
                      "updates/s": d["updates_per_s"], "return random": round(d["checkpoint_return"]["random"], 2),
                      "return medium": round(d["checkpoint_return"]["medium"], 2),
                      "return expert": round(d["checkpoint_return"]["expert"], 2),
                      "medium at step": d["checkpoint_env_steps"]["medium"],
-                     "S_random": round(d["S_random"], 2), "S_expert": round(d["S_expert"], 2)})
+                     "S_random": round(d["S_random"], 2), "S_expert": round(d["S_expert"], 2),
+                     "normalised scores": "undefined" if why else "defined"})
     behaviour = pd.DataFrame(rows)
     rows = []
     for s in sorted(map(Path, glob(layout.stats_of(layout.dataset(escape(str(results)), "raw", "*", "*", "*"))))):
@@ -38,6 +43,8 @@ def datasets_summary(results: str | Path) -> str:
     datasets = pd.DataFrame(rows)
     out = [f"# {results}", "", "## Behaviour learning (MATD3)", ""]
     out.append(behaviour.to_markdown(index=False) if len(behaviour) else "(none yet)")
+    if undefined:
+        out += ["", "Normalised scores undefined (tables show 'n/a (refs)'):", *undefined]
     out += ["", "## Datasets (returns: team return per episode, with collection noise)", ""]
     out.append(datasets.to_markdown(index=False) if len(datasets) else "(none yet)")
     return "\n".join(out)

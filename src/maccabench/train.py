@@ -40,7 +40,7 @@ from .nets import device as default_device
 from .registry import ASSIGNERS, BACKBONES
 from .rewards import RewardContext, make_assigner
 from .rollout import evaluate
-from .runfolder import DERIVED_FILES, final_record, normalized_score, write_final, write_masks, write_metrics
+from .runfolder import DERIVED_FILES, SCORE_UNDEFINED, final_record, normalized_score, write_final, write_masks, write_metrics
 
 EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
 PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
@@ -156,6 +156,7 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
     spec = spec_of(entry)
     ds = data.read(job.dataset, kind="team", spec=spec)   # a dataset of another env/spec: error naming the file
     s_random, s_expert = float(ds.attrs["S_random"]), float(ds.attrs["S_expert"])
+    score_undefined = ds.attrs.get(SCORE_UNDEFINED)   # the behaviour stage's verdict on the references
 
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -203,7 +204,7 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
         row = {"updates": updates, "loop_steps": updates * job.loop_steps_per_update,
                "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),
                "eval/return_std": float(returns.std()),
-               "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert),
+               "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert, score_undefined),
                "eval/win_rate": None}
         row.update({k: float(v) / count for k, v in sums.items()})
         rows.append(row)
@@ -246,7 +247,7 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
 
     final = final_record(env=entry["name"], quality=job.quality, algo=job.algo, seed=seed, tier=job.tier,
                          metric=entry["metric"], table_score=job.table_score, rows=rows,
-                         s_random=s_random, s_expert=s_expert, wall_s=time.time() - t0)
+                         s_random=s_random, s_expert=s_expert, wall_s=time.time() - t0, score_undefined=score_undefined)
     write_final(out, final)   # last: its presence means the run is finished
     return final
 

@@ -4,6 +4,9 @@
   for ablation tables also the mask densities and the causal-model loss),
 - Figure 4: heat-maps of the learned s->r and a->r mask probabilities per agent (masks.npz),
 - reward recovery: each MACCA run's correlation with the hidden individual rewards against its score.
+
+Runs whose normalised score is undefined (the references within noise: runfolder.SCORE_UNDEFINED)
+are not drawn; a panel left empty by them says UNDEFINED, and a footnote names the env/quality.
 """
 from __future__ import annotations
 
@@ -18,13 +21,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .. import layout  # noqa: E402
+from .. import layout, runfolder  # noqa: E402
 from ..errors import MaccabenchError  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from . import stats  # noqa: E402
 from .runs import MEASURE_COLUMNS, RunError, load_run, load_table_runs  # noqa: E402
 from .spec import RunKey, Table  # noqa: E402
-from .tables import MEASURE_NAMES, METRIC_NAMES  # noqa: E402
+from .tables import MEASURE_NAMES, METRIC_NAMES, UNDEFINED  # noqa: E402
 
 DPI = 110
 BAND_REPS = 1000    # bootstrap replicates of the 95% band of a learning curve
@@ -49,7 +52,7 @@ def mean_band(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     for keys, g in df.dropna(subset=[value]).groupby(by, sort=False):
         m, lo, hi = stats.bootstrap_ci(g[value].to_numpy(), "mean", reps=BAND_REPS, seed=0)
         rows.append(dict(zip(by, keys if isinstance(keys, tuple) else (keys,)), mean=m, low=lo, high=hi))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high"])   # the columns even where nothing has a value
 
 
 def _lines_with_band(data: pd.DataFrame, *, hue: str, order: list[str], palette: dict, **_):
@@ -71,10 +74,25 @@ def _grid(band: pd.DataFrame, hue: str, order: list[str], **facet) -> sns.FacetG
     return g
 
 
+def _undefined_cells(table: Table, runs: dict) -> list[tuple[str, str]]:
+    """(env label, quality label) of the runs whose score is undefined, in table order."""
+    return list(dict.fromkeys((table.label(k.env), table.label(k.quality)) for k, r in runs.items() if r.score_undefined))
+
+
+def _undefined_footnote(fig, table: Table, runs: dict, what: str) -> None:
+    cells = _undefined_cells(table, runs)
+    if cells:
+        fig.text(0.0, -0.02, f"{UNDEFINED}: normalised score undefined for {', '.join(f'{e} {q}' for e, q in cells)} (the "
+                             f"behaviour learner's expert is not clearly better than its random policy; see the tables' "
+                             f"notes): {what}", fontsize=7, va="top", ha="left", wrap=True)
+
+
 def _curve_frame(table: Table, runs: dict) -> pd.DataFrame:
     frames = []
     for key, run in runs.items():
         m = run.metrics.copy()
+        if run.score_undefined:   # not drawn (metrics.csv of an older run may still hold numbers)
+            m[runfolder.METRIC_COLUMNS[run.metric]] = np.nan
         m["env"], m["quality"], m["algo"], m["seed"] = table.label(key.env), table.label(key.quality), key.algo, key.seed
         frames.append(m)
     return pd.concat(frames, ignore_index=True)
@@ -97,6 +115,8 @@ def curves(table: Table, png: str | Path) -> list[Path]:
                   row_order=list(dict.fromkeys(table.label(e) for e, _ in table.rows)),
                   col_order=list(dict.fromkeys(table.label(q) for _, q in table.rows)))
         g.set_axis_labels("loop steps (updates x 100)", ylabel)
+        for cell in _undefined_cells(table, runs):
+            _mark_empty(g.axes_dict.get(cell))
         title = f"{table.title}: learning curves (tier {table.tier}, {len(table.seeds)} seed(s), band: 95% CI)"
     else:
         label_of = {algo: label for label, algo in reversed(table.rows)}   # an algo may serve several rows
@@ -112,15 +132,25 @@ def curves(table: Table, png: str | Path) -> list[Path]:
         data = pd.concat(parts, ignore_index=True)
         data[table.parameter] = data["algo"].map(label_of)
         band = mean_band(data, ["measure", table.parameter, "loop_steps"], "value")
-        g = _grid(band, table.parameter, [label for label, _ in table.rows], col="measure", height=2.6, aspect=1.2)
+        g = _grid(band, table.parameter, [label for label, _ in table.rows], col="measure", height=2.6, aspect=1.2,
+                  col_order=list(dict.fromkeys(data["measure"])))   # a panel even where no run has a score
         g.set_axis_labels("loop steps (updates x 100)", "")
         g.set_titles("{col_name}")
+        if _undefined_cells(table, runs):
+            _mark_empty(g.axes_dict.get(ylabel))
         title = (f"{table.title}: {table.label(table.env)} {table.quality} (tier {table.tier}, "
                  f"{len(table.seeds)} seed(s), band: 95% CI)")
     if missing:
         title = f"PARTIAL ({len(missing)} runs missing) " + title
     g.figure.suptitle(title, y=1.02, fontsize=9)
+    _undefined_footnote(g.figure, table, runs, "their score curves are not drawn")
     return save(g.figure, png)
+
+
+def _mark_empty(ax) -> None:
+    """UNDEFINED in the middle of a panel that has no curve because no run of it has a score."""
+    if ax is not None and not ax.lines:
+        ax.text(0.5, 0.5, UNDEFINED, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.4")
 
 
 def masks_figure(results: str | Path, tier: str, env: str, quality: str, algo: str, seeds: list[int],
@@ -177,11 +207,18 @@ def recovery_scatter(table: Table, png: str | Path) -> list[Path]:
     df = pd.DataFrame(rows)
     sns.set_theme(style="whitegrid", context="paper")
     ylabel = " / ".join(METRIC_NAMES.get(m, m) for m in sorted({r.metric for r in runs.values()}))
-    g = sns.relplot(data=df, x="Pearson r (mean over agents)", y="score", hue="env", style="quality",
-                    col="algorithm", height=2.8, aspect=1.0, s=40, col_order=[table.label(a) for a in table.algos])
+    col_order = [table.label(a) for a in table.algos]
+    if df["score"].notna().any():
+        g = sns.relplot(data=df, x="Pearson r (mean over agents)", y="score", hue="env", style="quality",
+                        col="algorithm", height=2.8, aspect=1.0, s=40, col_order=col_order)
+    else:   # no run has a score to place on the y axis (seaborn cannot draw an all-nan column)
+        g = sns.FacetGrid(df, col="algorithm", col_order=col_order, height=2.8, aspect=1.0)
+        for ax in g.axes.flat:
+            _mark_empty(ax)
     g.set(xlim=(-1.05, 1.05))
     g.set_axis_labels("Pearson r (mean over agents)", ylabel)
     title = (f"Reward recovery vs score, one point per run (tier {table.tier}, {len(table.seeds)} seed(s))"
              + (f"; PARTIAL: {len(missing)} runs missing" if missing else ""))
     g.figure.suptitle(title, y=1.03, fontsize=9)
+    _undefined_footnote(g.figure, table, runs, f"{sum(bool(r.score_undefined) for r in runs.values())} run(s) not plotted")
     return save(g.figure, png)

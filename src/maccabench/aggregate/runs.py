@@ -4,6 +4,7 @@ as the tables see it (its score, its metrics at a point in training) and the run
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,9 +46,20 @@ class Run:
         return self.final["metric"]
 
     @property
+    def score_undefined(self) -> str | None:
+        """Why this run's table score is undefined (its normalised score's references are within
+        noise, runfolder.SCORE_UNDEFINED), None where it is a number."""
+        if self.metric != "normalized_score":
+            return None
+        return self.final.get(runfolder.SCORE_UNDEFINED) or \
+            (None if self.final[self.final["table_score"]][self.metric] is not None else "no normalised score recorded")
+
+    @property
     def score(self) -> float:
-        """The number tables use: the final (or, where the config says so, best) evaluation's metric."""
-        return float(self.final[self.final["table_score"]][self.metric])
+        """The number tables use: the final (or, where the config says so, best) evaluation's
+        metric; nan where it is undefined (`score_undefined`)."""
+        v = None if self.score_undefined else self.final[self.final["table_score"]][self.metric]
+        return math.nan if v is None else float(v)
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
@@ -76,7 +88,8 @@ class Run:
         else:
             target = fraction * float(self.final["updates"])
             i = int(np.argmin(np.abs(m["updates"].to_numpy(dtype=float) - target)))  # ties: the earlier row
-        return float(m[self.column(measure)].iloc[i]), float(m["loop_steps"].iloc[i])
+        value = math.nan if measure == "score" and self.score_undefined else float(m[self.column(measure)].iloc[i])
+        return value, float(m["loop_steps"].iloc[i])
 
     def masks(self) -> dict[str, np.ndarray]:
         return runfolder.read_masks(self.folder)

@@ -5,7 +5,10 @@ Every table has the same parts:
   variants) in bold;
 - beside it the interquartile mean with a 95% stratified-bootstrap confidence interval, and the
   probability of improvement P(X > Y) for the pairs the config names (MACCA-X over X);
-- a tidy CSV holding every number with the run folders it came from (`<name>.csv`).
+- a tidy CSV holding every number with the run folders it came from (`<name>.csv`);
+- cells whose normalised scores are undefined (the behaviour learner's expert not clearly better
+  than its random policy: runfolder.SCORE_UNDEFINED) marked UNDEFINED with a note saying which
+  env/quality and why; such runs are left out of every statistic (CSV: `n_undefined`, `score_undefined`).
 The side-by-side version with the paper's published values is built from that CSV and
 config/paper_values.yaml (`side_by_side`), and is the only place the paper's numbers appear.
 """
@@ -32,6 +35,7 @@ MEASURE_NAMES = {"score": None, "rho_sr": "rho_sr (s->r mask density)", "rho_ar"
                  "causal_loss": "causal model loss"}
 METRIC_NAMES = {"normalized_score": "normalised score", "win_rate": "win rate"}
 MISSING = "—"
+UNDEFINED = "n/a (refs)"   # normalised score undefined: S_expert not clearly above S_random
 
 
 # ---- cells and formatting ----------------------------------------------------------------------
@@ -77,7 +81,7 @@ class Cell:
             t = tex_escape(t)
         elif how == "html":
             t = htmllib.escape(t)
-        if self.bold and t != MISSING:
+        if self.bold and t not in (MISSING, UNDEFINED):
             t = {"md": f"**{t}**", "tex": rf"\textbf{{{t}}}", "html": f"<b>{t}</b>"}[how]
         return t
 
@@ -143,6 +147,8 @@ def build(table: Table) -> Built:
                "variants": _build_variants, "sweep": _build_sweep}[table.kind]
     built = builder(table, runs)
     built.missing = missing
+    if _shows_score(table):
+        built.notes[:0] = _undefined_notes(table, {(k.env, k.quality, r.score_undefined) for k, r in runs.items() if r.score_undefined})
     built.long.insert(0, "tier", table.tier)
     built.long.insert(0, "table", table.name)
     built.long["partial"] = bool(missing)
@@ -157,6 +163,35 @@ def _seeds_of(table: Table, runs: dict[RunKey, Run], env: str, quality: str, alg
     return [k for s in table.seeds if (k := RunKey(env, quality, algo, s)) in runs]
 
 
+def _shows_score(table: Table) -> bool:
+    return table.kind in ("scores", "sweep") or (table.kind == "variants" and "score" in table.measures)
+
+
+def _split_undefined(runs: dict[RunKey, Run], keys: list[RunKey]) -> tuple[list[RunKey], dict]:
+    """(runs with a score, CSV columns saying how many have none and why): statistics use only the first."""
+    undefined = [k for k in keys if runs[k].score_undefined]
+    reasons = dict.fromkeys(runs[k].score_undefined for k in undefined)
+    return [k for k in keys if k not in undefined], {"n_undefined": len(undefined), "score_undefined": "; ".join(reasons)}
+
+
+def _or_undefined(n_seeds: int, n_undefined: int, text: str) -> str:
+    """A cell's text: the statistic where some run has a score, else UNDEFINED or MISSING."""
+    if n_seeds:
+        return text
+    return UNDEFINED if n_undefined else MISSING
+
+
+def _undefined_notes(table: Table, cells: set[tuple[str, str, str]]) -> list[str]:
+    """The footnote of UNDEFINED from its (env, quality, reason) triples: which cells and why."""
+    if not cells:
+        return []
+    which = "; ".join(f"{table.label(env)} {table.label(q)}: {why}" for env, q, why in sorted(cells))
+    return [f"{UNDEFINED}: no normalised score, because the behaviour learner's expert is not clearly better than its "
+            f"random policy, so 100 (S - S_random) / (S_expert - S_random) would divide by noise. Those runs are left out "
+            f"of every statistic (mean ± std, IQM and its bootstrap CI, the pooled row, P(X > Y)); a cell that still has "
+            f"scored seeds shows them with † (n=...). Their raw returns stay in final.json. {which}."]
+
+
 def _stats_row(values: np.ndarray, boot: dict) -> dict:
     m, sd = stats.mean_std(values)
     q, lo, hi = stats.bootstrap_ci(values, "iqm", reps=boot["reps"], confidence=boot["confidence"], seed=boot["seed"])
@@ -168,21 +203,23 @@ def _build_scores(table: Table, runs: dict[RunKey, Run]) -> Built:
     long, values = [], {}
     for env, q in table.rows:
         for algo in table.algos:
-            keys = _seeds_of(table, runs, env, q, algo)
+            keys, undefined = _split_undefined(runs, _seeds_of(table, runs, env, q, algo))
             v = np.array([runs[k].score for k in keys])
             values[env, q, algo] = v
             long.append({"env": env, "quality": q, "algo": algo, "measure": table.metric,
-                         **_stats_row(v, boot), "seeds": ",".join(str(k.seed) for k in keys),
+                         **_stats_row(v, boot), **undefined, "seeds": ",".join(str(k.seed) for k in keys),
                          "runs": _provenance(table, keys)})
     df = pd.DataFrame(long)
     # aggregate over tasks: IQM of every task's seeds, stratified bootstrap (seeds resampled per task)
     for algo in table.algos:
-        tasks = [values[env, q, algo] for env, q in table.rows]
+        tasks = [values[env, q, algo] for env, q in table.rows]   # undefined cells: empty, left out
         q_, lo, hi = stats.bootstrap_ci(tasks, "iqm", reps=boot["reps"], confidence=boot["confidence"], seed=boot["seed"])
         m = stats.mean(tasks)
+        n_undefined = int(df.loc[df.algo == algo, "n_undefined"].sum())
         df = pd.concat([df, pd.DataFrame([{"env": "all", "quality": "all", "algo": algo, "measure": table.metric,
                                            "n_seeds": sum(len(t) for t in tasks), "mean": m, "std": float("nan"),
-                                           "iqm": q_, "iqm_low": lo, "iqm_high": hi, "seeds": "", "runs": ""}])],
+                                           "iqm": q_, "iqm_low": lo, "iqm_high": hi, "n_undefined": n_undefined,
+                                           "score_undefined": "", "seeds": "", "runs": ""}])],
                        ignore_index=True)
     df["best_in_row"] = False
     for env, q in table.rows:
@@ -198,19 +235,25 @@ def _build_scores(table: Table, runs: dict[RunKey, Run]) -> Built:
     paper_form, robust, improve = [], [], []
     for env, q in table.rows:
         sub = df[(df.env == env) & (df.quality == q)].set_index("algo")
-        cells = [Cell(mean_pm_std(sub.at[a, "mean"], sub.at[a, "std"], spec) + _seed_note(sub.at[a, "n_seeds"], n_exp)
-                      if sub.at[a, "n_seeds"] else MISSING, bool(sub.at[a, "best_in_row"])) for a in table.algos]
+
+        def text(a, t):
+            return _or_undefined(sub.at[a, "n_seeds"], sub.at[a, "n_undefined"], t)
+
+        cells = [Cell(text(a, mean_pm_std(sub.at[a, "mean"], sub.at[a, "std"], spec) + _seed_note(sub.at[a, "n_seeds"], n_exp)),
+                      bool(sub.at[a, "best_in_row"])) for a in table.algos]
         paper_form.append({**row_header(env, q), **{table.label(a): c for a, c in zip(table.algos, cells)}})
-        robust.append({**row_header(env, q), **{table.label(a): Cell(interval(sub.at[a, "iqm"], sub.at[a, "iqm_low"], sub.at[a, "iqm_high"], spec))
+        robust.append({**row_header(env, q), **{table.label(a): Cell(text(a, interval(sub.at[a, "iqm"], sub.at[a, "iqm_low"], sub.at[a, "iqm_high"], spec)))
                                                 for a in table.algos}})
-        improve.append({**row_header(env, q), **{_poi_name(table, x, y): Cell(fmt(sub.at[x, "p_improvement"], ".2f"))
+        improve.append({**row_header(env, q), **{_poi_name(table, x, y): Cell(_improvement_text(sub, x, y))
                                                  for x, y in table.improvement}})
     agg = df[df.env == "all"].set_index("algo")
-    pooled = [Cell(interval(agg.at[a, "iqm"], agg.at[a, "iqm_low"], agg.at[a, "iqm_high"], spec)) for a in table.algos]
+    pooled = [Cell(_or_undefined(agg.at[a, "n_seeds"], agg.at[a, "n_undefined"],
+                                 interval(agg.at[a, "iqm"], agg.at[a, "iqm_low"], agg.at[a, "iqm_high"], spec))) for a in table.algos]
     _bold_best(pooled, [agg.at[a, "iqm"] for a in table.algos])
     robust.append({"Env": "All tasks", "Quality": "(pooled)", **{table.label(a): c for a, c in zip(table.algos, pooled)}})
     improve.append({"Env": "All tasks", "Quality": "(mean, 95% CI)",
-                    **{_poi_name(table, x, y): Cell(interval(agg.at[x, "p_improvement"], agg.at[x, "p_low"], agg.at[x, "p_high"], ".2f"), True)
+                    **{_poi_name(table, x, y): Cell(_improvement_text(agg, x, y, interval(agg.at[x, "p_improvement"], agg.at[x, "p_low"],
+                                                                                          agg.at[x, "p_high"], ".2f")), True)
                        for x, y in table.improvement}})
     metric = METRIC_NAMES.get(table.metric, table.metric)
     sections = [Section(f"{metric}: mean ± std over seeds (the paper's form; best mean per row in bold)", pd.DataFrame(paper_form)),
@@ -222,6 +265,15 @@ def _build_scores(table: Table, runs: dict[RunKey, Run]) -> Built:
 
 def _poi_name(table: Table, x: str, y: str) -> str:
     return f"P({table.label(x)} > {table.label(y)})"
+
+
+def _improvement_text(sub: pd.DataFrame, x: str, y: str, text: str | None = None) -> str:
+    """P(X > Y) of a row (`sub` indexed by algo or variant); UNDEFINED where a side has only undefined scores."""
+    if text is None:
+        text = fmt(sub.at[x, "p_improvement"], ".2f")
+    if not math.isnan(sub.at[x, "p_improvement"]):
+        return text
+    return UNDEFINED if sub.at[x, "n_undefined"] or sub.at[y, "n_undefined"] else MISSING
 
 
 def _improvement_columns(table: Table, df: pd.DataFrame, values: dict, cells: list[tuple[str, str]]) -> pd.DataFrame:
@@ -306,22 +358,25 @@ def _num(x) -> float:
 
 
 def _variant_values(table: Table, runs: dict[RunKey, Run], algo: str, measure: str, at: float | None):
-    keys = _seeds_of(table, runs, table.env, table.quality, algo)
+    """(keys, values, loop steps, undefined columns) of a variant's runs; for the score only the runs that have one."""
+    keys, undefined = _seeds_of(table, runs, table.env, table.quality, algo), {"n_undefined": 0, "score_undefined": ""}
+    if measure == "score":
+        keys, undefined = _split_undefined(runs, keys)
     pairs = [runs[k].value_at(measure, at) for k in keys]
-    return keys, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    return keys, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), undefined
 
 
 def _build_variants(table: Table, runs: dict[RunKey, Run]) -> Built:
     boot, n_exp, long, values = table.bootstrap, len(table.seeds), [], {}
     for label, algo in table.rows:
         for measure in table.measures:
-            keys, v, steps = _variant_values(table, runs, algo, measure, None)
+            keys, v, steps, undefined = _variant_values(table, runs, algo, measure, None)
             if measure == "score":
                 values[label] = v
             long.append({"variant": label, "algo": algo, "env": table.env, "quality": table.quality,
                          "measure": table.metric if measure == "score" else measure, "at_fraction": 1.0,
                          "loop_steps": float(np.mean(steps)) if len(steps) else np.nan,
-                         **_stats_row(v, boot), "seeds": ",".join(str(k.seed) for k in keys),
+                         **_stats_row(v, boot), **undefined, "seeds": ",".join(str(k.seed) for k in keys),
                          "runs": _provenance(table, keys)})
     df = pd.DataFrame(long)
     paper_form, robust = [], []
@@ -331,12 +386,13 @@ def _build_variants(table: Table, runs: dict[RunKey, Run]) -> Built:
         for measure in table.measures:
             s = df[(df.variant == label) & (df.measure == (table.metric if measure == "score" else measure))].iloc[0]
             d = digits(measure, table.metric)
-            c = Cell(mean_pm_std(s["mean"], s["std"], d) + _seed_note(s["n_seeds"], n_exp) if s["n_seeds"] else MISSING)
+            c = Cell(_or_undefined(s["n_seeds"], s["n_undefined"], mean_pm_std(s["mean"], s["std"], d) + _seed_note(s["n_seeds"], n_exp)))
             row[_measure_header(table, measure)] = c
             if measure == "score":
                 score_cells.append(c)
                 score_means.append(s["mean"])
-                rrow[_measure_header(table, measure)] = Cell(interval(s["iqm"], s["iqm_low"], s["iqm_high"], d))
+                rrow[_measure_header(table, measure)] = Cell(_or_undefined(s["n_seeds"], s["n_undefined"],
+                                                                           interval(s["iqm"], s["iqm_low"], s["iqm_high"], d)))
         paper_form.append(row)
         robust.append(rrow)
     _bold_best(score_cells, score_means)
@@ -356,13 +412,15 @@ def _variant_improvement(table: Table, df: pd.DataFrame, values: dict) -> tuple[
     if not table.improvement or not values:
         return df, []
     boot, algo_of, extra, rows = table.bootstrap, dict(table.rows), [], []
+    score = df[df.measure == table.metric].set_index("variant")
     for x, y in table.improvement:
         p, lo, hi = stats.probability_of_improvement_ci([values[x]], [values[y]], reps=boot["reps"],
                                                         confidence=boot["confidence"], seed=boot["seed"])
         extra.append({"variant": x, "algo": algo_of[x], "env": table.env, "quality": table.quality,
                       "measure": "p_improvement", "at_fraction": 1.0, "n_seeds": len(values[x]),
                       "improves_on": y, "p_improvement": p, "p_low": lo, "p_high": hi})
-        rows.append({"X": x, "Y": y, "P(X > Y) [95% CI]": Cell(interval(p, lo, hi, ".2f"))})
+        rows.append({"X": x, "Y": y, "P(X > Y) [95% CI]": Cell(_improvement_text(
+            score.assign(p_improvement=p), x, y, interval(p, lo, hi, ".2f")))})
     df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
     return df, [Section("probability of improvement of the final score over seeds", pd.DataFrame(rows))]
 
@@ -376,13 +434,13 @@ def _build_sweep(table: Table, runs: dict[RunKey, Run]) -> Built:
     n_exp, long = len(table.seeds), []
     for label, algo in table.rows:
         for at in table.at:
-            keys, v, steps = _variant_values(table, runs, algo, "score", at)
-            _, dens, _ = _variant_values(table, runs, algo, table.density, at)
+            keys, v, _, undefined = _variant_values(table, runs, algo, "score", at)
+            _, dens, steps, _ = _variant_values(table, runs, algo, table.density, at)   # every run, scored or not
             dm, ds = stats.mean_std(dens)
             long.append({"variant": label, "algo": algo, "env": table.env, "quality": table.quality,
                          "measure": table.metric, "at_fraction": at,
                          "loop_steps": float(np.mean(steps)) if len(steps) else np.nan,
-                         **_stats_row(v, table.bootstrap),
+                         **_stats_row(v, table.bootstrap), **undefined,
                          f"{table.density}_mean": dm, f"{table.density}_std": ds,
                          "seeds": ",".join(str(k.seed) for k in keys), "runs": _provenance(table, keys)})
     df = pd.DataFrame(long)
@@ -397,8 +455,9 @@ def _build_sweep(table: Table, runs: dict[RunKey, Run]) -> Built:
         for at in table.at:
             s = df[(df.variant == label) & (df.at_fraction == at)].iloc[0]
             dens = s[f"{table.density}_mean"]
-            c = Cell(mean_pm_std(s["mean"], s["std"], spec) + (f" ({fmt(dens, '.2f')})" if not math.isnan(dens) else "")
-                     + _seed_note(s["n_seeds"], n_exp) if s["n_seeds"] else MISSING)
+            density_text = f" ({fmt(dens, '.2f')})" if not math.isnan(dens) else ""
+            c = Cell(mean_pm_std(s["mean"], s["std"], spec) + density_text + _seed_note(s["n_seeds"], n_exp) if s["n_seeds"]
+                     else UNDEFINED + density_text if s["n_undefined"] else MISSING)
             row[headers[at]] = c
             cols[at].append((c, s["mean"]))
         frame.append(row)
@@ -409,7 +468,8 @@ def _build_sweep(table: Table, runs: dict[RunKey, Run]) -> Built:
                         f"at points in training; best per column in bold", pd.DataFrame(frame))]
     final = [(label, df[(df.variant == label) & (df.at_fraction == table.at[-1])].iloc[0]) for label, _ in table.rows]
     sections.append(Section(f"score at t = {table.at[-1]:g}: interquartile mean [95% stratified bootstrap CI]",
-                            pd.DataFrame([{table.parameter: label, "IQM [95% CI]": Cell(interval(s["iqm"], s["iqm_low"], s["iqm_high"], spec))}
+                            pd.DataFrame([{table.parameter: label, "IQM [95% CI]": Cell(_or_undefined(
+                                s["n_seeds"], s["n_undefined"], interval(s["iqm"], s["iqm_low"], s["iqm_high"], spec)))}
                                           for label, s in final])))
     notes = _stats_notes(table) + _variant_notes(table) + [
         "Points in training are fractions of each run's updates; the evaluation nearest to each point is used "
@@ -503,6 +563,22 @@ def load_paper_values(path: str | Path) -> dict:
         return yaml.safe_load(f)
 
 
+def _ours_or_undefined(s: pd.DataFrame, text: str) -> str:
+    """Our side of a side-by-side cell (`s`: its rows of our CSV): UNDEFINED where no run of it has a
+    score because the references are within noise (CSVs from before `n_undefined` show the text)."""
+    if len(s) and "n_undefined" in s and not s["n_seeds"].iloc[0] and s["n_undefined"].iloc[0]:
+        return UNDEFINED
+    return text
+
+
+def _csv_undefined(long: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """(env, quality, reason) of the cells of our CSV that hold runs without a score."""
+    if "n_undefined" not in long:
+        return set()
+    rows = long[(long["n_undefined"] > 0) & long["score_undefined"].notna() & (long["score_undefined"] != "")]
+    return {(e, q, why) for e, q, why in zip(rows["env"], rows["quality"], rows["score_undefined"])}
+
+
 def _paper_cell(v) -> tuple[float, float, float]:
     """[mean, std] or [mean, std, density] -> (mean, std, density or nan)."""
     if v is None:
@@ -528,7 +604,7 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
                 s = long[(long.env == env) & (long.quality == q) & (long.algo == a)]
                 m, sd = (s["mean"].iloc[0], s["std"].iloc[0]) if len(s) else (np.nan, np.nan)
                 pm, ps, _ = _paper_cell(pv.get("cells", {}).get(env, {}).get(q, {}).get(a))
-                row[f"{table.label(a)} ({ours_tag})"] = Cell(mean_pm_std(m, sd, spec))
+                row[f"{table.label(a)} ({ours_tag})"] = Cell(_ours_or_undefined(s, mean_pm_std(m, sd, spec)))
                 row[f"{table.label(a)} ({paper_tag})"] = Cell(mean_pm_std(pm, ps, pspec))
             frame.append(row)
     elif table.kind == "sweep":
@@ -538,7 +614,7 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
             for at in table.at:
                 s = long[(long.variant == label) & (np.isclose(long.at_fraction, at))]
                 dens = s[f"{table.density}_mean"].iloc[0] if len(s) else np.nan
-                ours = mean_pm_std(s["mean"].iloc[0], s["std"].iloc[0], spec) if len(s) else MISSING
+                ours = _ours_or_undefined(s, mean_pm_std(s["mean"].iloc[0], s["std"].iloc[0], spec) if len(s) else MISSING)
                 row[f"t={at:g} ({ours_tag})"] = Cell(ours + ("" if math.isnan(dens) else f" ({dens:.2f})"))
                 idx = [i for i, f in enumerate(pv.get("at_fraction", [])) if np.isclose(f, at)]
                 pm, ps, pd_ = _paper_cell(paper_row[idx[0]] if idx and idx[0] < len(paper_row) else None)
@@ -551,7 +627,8 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
                 name = table.metric if measure == "score" else measure
                 s = long[(long.variant == label) & (long.measure == name)]
                 d = digits(measure, table.metric)
-                row[f"{_measure_header(table, measure)} ({ours_tag})"] = Cell(mean_pm_std(s["mean"].iloc[0], s["std"].iloc[0], d) if len(s) else MISSING)
+                row[f"{_measure_header(table, measure)} ({ours_tag})"] = Cell(_ours_or_undefined(
+                    s, mean_pm_std(s["mean"].iloc[0], s["std"].iloc[0], d) if len(s) else MISSING))
                 pm, ps, _ = _paper_cell(pv.get("rows", {}).get(label, {}).get(measure))
                 row[f"{_measure_header(table, measure)} ({paper_tag})"] = Cell(mean_pm_std(pm, ps, digits(measure, pv.get("metric"))))
             frame.append(row)
@@ -562,6 +639,7 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
              f"{len(table.seeds)} seed(s)), from {table.name}.csv.", pv.get("note", "")]
     if bool(long["partial"].any()) if "partial" in long else False:
         notes.insert(0, "Our table is PARTIAL (see its CSV/Markdown for the missing runs).")
+    notes[:0] = _undefined_notes(table, _csv_undefined(long))
     title = f"{table.title} — ours vs the paper's published values"
     out = pd.DataFrame(frame)
     long_out = pd.DataFrame([{c: (v.text if isinstance(v, Cell) else v) for c, v in r.items()} for r in frame])

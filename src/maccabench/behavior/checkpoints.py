@@ -1,7 +1,9 @@
 """After the loop: every checkpoint measured against the final (frozen) opponents, the medium
-checkpoint chosen, and the S_random / S_expert references measured."""
+checkpoint chosen, and the S_random / S_expert references measured (and judged: is the expert
+clearly better than the random policy, so that normalised scores mean something?)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..envs.base import Policy, TeamEnv
@@ -9,6 +11,11 @@ from ..rollout import evaluate
 from .online import CURVE_SEED_OFFSET
 
 REFERENCE_SEED_OFFSET = 10_000   # references use episode seeds no training or offline evaluation uses
+# Normalised scores 100 (S - S_random) / (S_expert - S_random) are defined only where the expert is
+# clearly better than the random policy: S_expert - S_random must exceed this many combined standard
+# errors of the two means, sqrt(se_random^2 + se_expert^2) with se = sample std / sqrt(episodes).
+# Below that the gap is measurement noise and dividing by it gives arbitrary numbers (5,347, -0.8 ...).
+REFERENCE_GAP_STANDARD_ERRORS = 2.0
 
 
 def returns_vs_final_opponents(env: TeamEnv, team_policy: Callable[[dict], Policy],
@@ -39,3 +46,28 @@ def measure_references(env: TeamEnv, team_policy: Callable[[dict], Policy], chec
         r = evaluate(env, team_policy(checkpoints[chosen[q]][1]), episodes, seed + REFERENCE_SEED_OFFSET)
         refs[q] = {"mean": float(r.mean()), "std": float(r.std()), "episodes": int(len(r))}
     return refs
+
+
+def standard_error(ref: dict) -> float:
+    """Standard error of a reference's mean ({mean, std, episodes}; std is the population std,
+    ddof=0, as measured), i.e. the sample std / sqrt(episodes); nan for a single episode."""
+    n = ref["episodes"]
+    return ref["std"] / math.sqrt(n - 1) if n > 1 else math.nan
+
+
+def undefined_score_reason(refs: dict[str, dict]) -> str | None:
+    """None where S_expert - S_random exceeds REFERENCE_GAP_STANDARD_ERRORS combined standard
+    errors (normalised scores are defined); otherwise why they are not, in words."""
+    r, e = refs["random"], refs["expert"]
+    gap = e["mean"] - r["mean"]
+    se = math.hypot(standard_error(r), standard_error(e))
+    measured = (f"S_random {r['mean']:.2f} ± {standard_error(r):.2f} over {r['episodes']} episodes, "
+                f"S_expert {e['mean']:.2f} ± {standard_error(e):.2f} over {e['episodes']}")
+    if math.isnan(se):
+        return (f"S_expert - S_random = {gap:.2f} cannot be told from noise: a reference measured over a single "
+                f"episode has no standard error ({measured}); set reference_episodes >= 2")
+    k = REFERENCE_GAP_STANDARD_ERRORS
+    if gap > k * se:
+        return None
+    return (f"S_expert - S_random = {gap:.2f} does not exceed {k:g} combined standard errors ({k * se:.2f}): "
+            f"the expert is not clearly better than the random policy ({measured})")
