@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from maccabench import config as C
-from maccabench.algos.common import agent_major, clip_grad_norm_per_agent, masked_mean, stacked_actor, stacked_critic
+from maccabench.algos.common import (OMAR_NETWORKS, agent_major, clip_grad_norm_per_agent, masked_mean,
+                                     stacked_actor, stacked_critic)
 from maccabench.algos.icql import cql_penalty, deterministic_actor_loss, td_target
 from maccabench.algos.maicq import LinearMixer, batch_weights, expectile_loss, weighted_regression
 from maccabench.algos.omar import better_of, omar_actor_loss, softmax_refit, zeroth_order_actions
@@ -223,10 +224,7 @@ def test_maicq_update_by_hand(cfg, mixer):
 
 # ---- every backbone: checkpoints, acting, config errors --------------------------------------------
 
-OMAR_NETS = {"input_norm": True, "actor_last_init": 3e-3}   # OMAR's MPE networks
-
-
-@pytest.mark.parametrize("nets", [{}, OMAR_NETS], ids=["default-nets", "omar-nets"])
+@pytest.mark.parametrize("nets", [{}, OMAR_NETWORKS], ids=["default-nets", "omar-nets"])
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_state_dict_round_trip_continues_identically(cfg, name, nets):
     """Also with input BatchNorm: its running statistics travel in the checkpoint, so a resumed
@@ -361,7 +359,7 @@ def test_network_options_off_build_todays_networks_and_draw_no_extra_randomness(
 
 def test_actor_last_layer_init_bound_and_critics_keep_the_default(cfg):
     """OMAR draws its actors' last-layer weights in +-3e-3 (biases and critics: default init)."""
-    c = hp(cfg, "omar", **OMAR_NETS)
+    c = hp(cfg, "omar", **OMAR_NETWORKS)
     torch.manual_seed(0)
     actor, critic = stacked_actor(3, 18, 5, c), stacked_critic(3, 23, c)
     w = actor.layers[-1].weight
@@ -383,7 +381,7 @@ def test_update_runs_every_pass_in_train_mode_and_act_in_eval_mode(cfg, name):
     on its own batch: the CQL and zeroth-order samples are not concatenated with the data batch),
     target networks included (their statistics are their own, not soft-updated copies); `act`
     uses the running statistics, so an observation's action does not depend on its batch."""
-    c = hp(cfg, name, **OMAR_NETS)
+    c = hp(cfg, name, **OMAR_NETWORKS)
     algo = BACKBONES[name].build(CN, c, torch.device("cpu"), seed=0)
     critic, critic_t = (algo.q1, algo.q1_t) if name != "maicq" else (algo.critic, algo.critic_t)
     b = batch_for(CN, B=64)
@@ -411,7 +409,7 @@ def test_update_runs_every_pass_in_train_mode_and_act_in_eval_mode(cfg, name):
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_trains_with_omar_networks(cfg, name):
     """OMAR's network options on: a few updates on CN-shaped data give finite losses and actions."""
-    algo = BACKBONES[name].build(CN, hp(cfg, name, **OMAR_NETS), torch.device("cpu"), seed=1)
+    algo = BACKBONES[name].build(CN, hp(cfg, name, **OMAR_NETWORKS), torch.device("cpu"), seed=1)
     for i in range(5):
         out = algo.update(batch_for(CN, B=128, seed=i))
         assert all(math.isfinite(v.item()) for v in out.values()), out

@@ -53,6 +53,11 @@ def require_continuous(spec, backbone: str) -> None:
                               f"backbone (add one to maccabench.registry.BACKBONES) or remove it from the tier's envs")
 
 
+# The backbone options (`training.common`) that reproduce OMAR's MPE networks (ling-pan/OMAR,
+# utils/networks.py): BatchNorm1d on every actor and critic input, actors' last layer in +-3e-3.
+OMAR_NETWORKS = {"input_norm": True, "actor_last_init": 3e-3}
+
+
 def stacked_actor(n: int, obs_dim: int, action_dim: int, cfg: BackboneConfig) -> AgentMLP:
     """Every agent's deterministic tanh actor, with the config's network options (OMAR: input
     BatchNorm and a last layer in +-3e-3)."""
