@@ -12,9 +12,8 @@ A network is in train mode unless a caller switches it (`eval_mode`, for rollout
 """
 from __future__ import annotations
 
-import math
-
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
