@@ -7,6 +7,11 @@ critic and actor.
 
     python benchmarks/updates_per_second.py [--threads 2] [--batch 1024] [--seconds 10]
                                             [--precision fp32|bf16] [--algos icql macca-omar ...]
+                                            [--nets config omar]
+
+`--nets omar` measures with OMAR's networks (input BatchNorm, actors' last layer in +-3e-3:
+`algos.common.OMAR_NETWORKS`) in place of the config's `training.common` network options;
+`--nets config omar` measures both and prints their ratio.
 
 Anchors, measured on the 2-core development machine with the paper's configuration: the authors'
 OMAR does about 13 steps/s, their MACCA-OMAR 4.3 ("vs authors" compares those two rows with them).
@@ -23,6 +28,7 @@ import torch
 import yaml
 
 from maccabench import config as C
+from maccabench.algos.common import OMAR_NETWORKS
 from maccabench.causal import CausalRewardModel
 from maccabench.envs.base import EnvSpec
 from maccabench.registry import BACKBONES
@@ -89,10 +95,13 @@ def authors_causal_step_flops(model, batch_size: int) -> float:
     return model.n * 3 * fwd + model.n * fwd
 
 
-def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None):
-    """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes."""
+def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None,
+          backbone_options: dict | None = None):
+    """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes, with
+    `backbone_options` replacing configured backbone hyper-parameters."""
     entry = cfg["algorithms"][algo]
-    backbone = BACKBONES[entry["backbone"]].build(CN, C.backbone_config(cfg, algo, quality), device, seed=0)
+    backbone_cfg = dataclasses.replace(C.backbone_config(cfg, algo, quality), **(backbone_options or {}))
+    backbone = BACKBONES[entry["backbone"]].build(CN, backbone_cfg, device, seed=0)
     config = C.reward_config(cfg, algo, quality)
     if config is not None:   # assigners with hyper-parameters (the causal model): the command line's options
         config = dataclasses.replace(config, **(reward_options or {}))
@@ -110,6 +119,8 @@ def main():
     p.add_argument("--quality", default="medium", help="which per-quality hyper-parameters (Table 4) to use")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--nets", nargs="+", choices=["config", "omar"], default=["config"],
+                   help="network options: the config's, OMAR's (input BatchNorm, last-layer init), or both")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = C.load(args.config, {"tier": "paper"})
@@ -118,17 +129,23 @@ def main():
     batch = random_batch(CN, args.batch, dev)
     print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}, "
           f"causal model in {args.precision}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
+    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'nets':<7}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
           f"{'causal GFLOP':>13}{'causal GFLOP/s':>15}{'vs authors':>11}{'steps':>7}")
+    measured = {}
     for algo in args.algos or C.tier(cfg)["algos"]:
-        assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision})
-        sps, cpu_ms, n = measure(lambda: training_step(assigner, backbone, batch), args.seconds, sync)
-        gflop = causal_step_flops(assigner, args.batch) / 1e9 if isinstance(assigner, CausalRewardModel) else None
-        authors = AUTHORS_STEPS_PER_S.get(algo)
-        print(f"{algo:<12}{cfg['algorithms'][algo]['backbone']:<9}{cfg['algorithms'][algo]['rewards']:<8}"
-              f"{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}"
-              f"{'' if gflop is None else f'{gflop:.2f}':>13}{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
-              f"{'' if authors is None else f'{sps / authors:.1f}x':>11}{n:>7}")
+        for nets in args.nets:
+            assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision},
+                                       OMAR_NETWORKS if nets == "omar" else None)
+            sps, cpu_ms, n = measure(lambda: training_step(assigner, backbone, batch), args.seconds, sync)
+            measured[algo, nets] = sps
+            gflop = causal_step_flops(assigner, args.batch) / 1e9 if isinstance(assigner, CausalRewardModel) else None
+            authors = AUTHORS_STEPS_PER_S.get(algo)
+            print(f"{algo:<12}{cfg['algorithms'][algo]['backbone']:<9}{cfg['algorithms'][algo]['rewards']:<8}"
+                  f"{nets:<7}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}"
+                  f"{'' if gflop is None else f'{gflop:.2f}':>13}{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
+                  f"{'' if authors is None else f'{sps / authors:.1f}x':>11}{n:>7}")
+        if len(args.nets) == 2:
+            print(f"{'':<12}OMAR's networks / config's: {measured[algo, 'omar'] / measured[algo, 'config']:.2f}x steps/s")
     print("reference: the authors' code on this machine, OMAR ~13 steps/s, MACCA-OMAR 4.3 steps/s")
 
 

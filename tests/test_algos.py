@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from maccabench import config as C
-from maccabench.algos.common import clip_grad_norm_per_agent, masked_mean
+from maccabench.algos.common import (OMAR_NETWORKS, agent_major, clip_grad_norm_per_agent, masked_mean,
+                                     stacked_actor, stacked_critic)
 from maccabench.algos.icql import cql_penalty, deterministic_actor_loss, td_target
 from maccabench.algos.maicq import LinearMixer, batch_weights, expectile_loss, weighted_regression
 from maccabench.algos.omar import better_of, omar_actor_loss, softmax_refit, zeroth_order_actions
 from maccabench.envs.base import EnvSpec
 from maccabench.errors import ConfigError
+from maccabench.nets import AgentBatchNorm, AgentMLP
 from maccabench.registry import BACKBONES
 
 T = torch.tensor
@@ -222,12 +224,15 @@ def test_maicq_update_by_hand(cfg, mixer):
 
 # ---- every backbone: checkpoints, acting, config errors --------------------------------------------
 
+@pytest.mark.parametrize("nets", [{}, OMAR_NETWORKS], ids=["default-nets", "omar-nets"])
 @pytest.mark.parametrize("name", list(BACKBONES))
-def test_state_dict_round_trip_continues_identically(cfg, name):
+def test_state_dict_round_trip_continues_identically(cfg, name, nets):
+    """Also with input BatchNorm: its running statistics travel in the checkpoint, so a resumed
+    run acts (eval mode, running statistics) and updates exactly as the uninterrupted one."""
     b = batch_for(WORLD, B=16)
-    a1 = BACKBONES[name].build(WORLD, hp(cfg, name), torch.device("cpu"), seed=3)
+    a1 = BACKBONES[name].build(WORLD, hp(cfg, name, **nets), torch.device("cpu"), seed=3)
     a1.update(b)
-    a2 = BACKBONES[name].build(WORLD, hp(cfg, name), torch.device("cpu"), seed=99)
+    a2 = BACKBONES[name].build(WORLD, hp(cfg, name, **nets), torch.device("cpu"), seed=99)
     saved = io.BytesIO()
     torch.save(a1.state_dict(), saved)     # as the training loop's checkpoint does
     saved.seek(0)
@@ -306,3 +311,107 @@ def test_discrete_action_envs_are_refused_by_name(cfg, name):
     smax = replace(CN, env="2s3z", suite="smax", discrete=True)
     with pytest.raises(MaccabenchError, match=f"backbone {name.upper()}.*continuous.*'2s3z'"):
         BACKBONES[name].build(smax, hp(cfg, name), torch.device("cpu"), seed=0)
+
+
+# ---- OMAR's network options: input BatchNorm, actors' last-layer initialisation --------------------
+
+def test_agent_batchnorm_is_torch_batchnorm1d_per_agent():
+    """Each agent's slice behaves as its own nn.BatchNorm1d with OMAR's (torch's default)
+    momentum 0.1 and eps 1e-5: batch statistics and running-statistic updates in train mode,
+    running statistics in eval mode."""
+    g = torch.Generator().manual_seed(0)
+    bn, ref = AgentBatchNorm(3, 4), [torch.nn.BatchNorm1d(4) for _ in range(3)]
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0, generator=g)
+        bn.bias.normal_(generator=g)
+        for i, r in enumerate(ref):
+            r.weight.copy_(bn.weight[i])
+            r.bias.copy_(bn.bias[i])
+    scale = T([1.0, 5.0, 0.1])[:, None, None]           # agents with very different input scales
+    for step in range(3):
+        x = torch.randn(3, 64, 4, generator=g) * scale + step
+        y = bn(x)
+        for i, r in enumerate(ref):
+            assert torch.allclose(y[i], r(x[i]), atol=1e-5)
+    for i, r in enumerate(ref):
+        assert torch.allclose(bn.running_mean[i], r.running_mean) and torch.allclose(bn.running_var[i], r.running_var)
+    bn.eval()
+    x = torch.randn(3, 7, 4, generator=g)
+    for i, r in enumerate(ref):
+        assert torch.allclose(bn(x)[i], r.eval()(x[i]), atol=1e-5)
+
+
+def test_network_options_off_build_todays_networks_and_draw_no_extra_randomness(cfg):
+    """input_norm off and actor_last_init 0 give exactly today's AgentMLP; turning input_norm on
+    adds the BatchNorm without changing a single drawn weight."""
+    off = hp(cfg, "omar", input_norm=False, actor_last_init=0.0)
+    torch.manual_seed(5)
+    today = AgentMLP(3, 18, off.hidden, 5, out_act="tanh")
+    torch.manual_seed(5)
+    built = stacked_actor(3, 18, 5, off)
+    assert built.norm is None and today.state_dict().keys() == built.state_dict().keys()
+    assert all(torch.equal(v, built.state_dict()[k]) for k, v in today.state_dict().items())
+    torch.manual_seed(5)
+    normed = stacked_actor(3, 18, 5, dataclasses.replace(off, input_norm=True))
+    assert all(torch.equal(v, normed.state_dict()[k]) for k, v in today.state_dict().items())
+    assert {"norm.running_mean", "norm.running_var", "norm.weight", "norm.bias"} <= normed.state_dict().keys()
+
+
+def test_actor_last_layer_init_bound_and_critics_keep_the_default(cfg):
+    """OMAR draws its actors' last-layer weights in +-3e-3 (biases and critics: default init)."""
+    c = hp(cfg, "omar", **OMAR_NETWORKS)
+    torch.manual_seed(0)
+    actor, critic = stacked_actor(3, 18, 5, c), stacked_critic(3, 23, c)
+    w = actor.layers[-1].weight
+    assert w.abs().max() <= 3e-3 and w.abs().max() > 2e-3 and w.std() > 1e-3   # drawn, not zeroed
+    default_bound = 1 / math.sqrt(c.hidden)
+    assert actor.layers[-1].bias.abs().max() > 3e-3 and actor.layers[-1].bias.abs().max() <= default_bound
+    assert critic.layers[-1].weight.abs().max() > 3e-3 and critic.layers[-1].weight.abs().max() <= default_bound
+
+
+# forward passes per update on the same observations (each its own train-mode pass, as OMAR's code):
+# I-CQL's Q^1: data batch, CQL samples, actor loss; OMAR adds omar_iters zeroth-order passes;
+# MA-ICQ's critic: data batch and the two passes of the advantage weights.
+CRITIC_PASSES = {"icql": lambda c: 3, "omar": lambda c: 3 + c.omar_iters, "maicq": lambda c: 3}
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_update_runs_every_pass_in_train_mode_and_act_in_eval_mode(cfg, name):
+    """With input BatchNorm, an update moves the running statistics once per forward pass (each
+    on its own batch: the CQL and zeroth-order samples are not concatenated with the data batch),
+    target networks included (their statistics are their own, not soft-updated copies); `act`
+    uses the running statistics, so an observation's action does not depend on its batch."""
+    c = hp(cfg, name, **OMAR_NETWORKS)
+    algo = BACKBONES[name].build(CN, c, torch.device("cpu"), seed=0)
+    critic, critic_t = (algo.q1, algo.q1_t) if name != "maicq" else (algo.critic, algo.critic_t)
+    b = batch_for(CN, B=64)
+    algo.update(b)
+    obs_mean, nobs_mean = agent_major(b["obs"]).mean(dim=1), agent_major(b["next_obs"]).mean(dim=1)
+    k, O = CRITIC_PASSES[name](c), CN.obs_dim
+    assert torch.allclose(critic.norm.running_mean[:, :O], (1 - 0.9 ** k) * obs_mean, atol=1e-5)
+    assert torch.allclose(critic_t.norm.running_mean[:, :O], 0.1 * nobs_mean, atol=1e-5)
+    actor_mean = 0.1 * obs_mean if name != "maicq" else 0.9 * 0.1 * nobs_mean + 0.1 * obs_mean  # MA-ICQ: pi(o') first
+    assert torch.allclose(algo.actor.norm.running_mean, actor_mean, atol=1e-5)
+    if name != "maicq":
+        assert torch.allclose(algo.actor_t.norm.running_mean, 0.1 * nobs_mean, atol=1e-5)
+
+    before = {k: v.clone() for k, v in algo.actor.state_dict().items()}
+    obs = b["obs"][:9].numpy()
+    batched = algo.act(obs)
+    assert np.allclose(algo.act(obs[3:4]), batched[3:4], atol=1e-6)          # one observation, eval mode
+    assert all(torch.equal(v, algo.actor.state_dict()[k]) for k, v in before.items())  # act changes nothing
+    assert algo.actor.training                                               # and leaves train mode on
+    with torch.no_grad():                                                    # train mode would differ
+        train_mode = algo.pi(algo.actor, agent_major(b["obs"][:9])).transpose(0, 1).numpy()
+    assert not np.allclose(train_mode, batched, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_trains_with_omar_networks(cfg, name):
+    """OMAR's network options on: a few updates on CN-shaped data give finite losses and actions."""
+    algo = BACKBONES[name].build(CN, hp(cfg, name, **OMAR_NETWORKS), torch.device("cpu"), seed=1)
+    for i in range(5):
+        out = algo.update(batch_for(CN, B=128, seed=i))
+        assert all(math.isfinite(v.item()) for v in out.values()), out
+    act = algo.act(batch_for(CN, B=4)["obs"].numpy())
+    assert np.isfinite(act).all() and np.abs(act).max() <= 1

@@ -114,6 +114,8 @@ class BackboneConfig:
     critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics (and MA-ICQ's mixer)")
     tau: float = hp_field(min=0, max=1, doc="soft target-network update rate")
     grad_clip: float = hp_field(min=0, doc="per-agent gradient-norm clip (OMAR: 0.5; MA-ICQ's mixer on its own)")
+    input_norm: bool = hp_field(doc="BatchNorm1d on the input of every actor and critic (OMAR's MPE networks)")
+    actor_last_init: float = hp_field(min=0, doc="actors' last-layer weights ~ U[-v, v] (OMAR: 3e-3); 0 = default init")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from ..errors import MaccabenchError
+from ..hparams import BackboneConfig
+from ..nets import AgentMLP, eval_mode
 
 
 # ---- tensors ----------------------------------------------------------------------------------
@@ -51,6 +53,24 @@ def require_continuous(spec, backbone: str) -> None:
                               f"backbone (add one to maccabench.registry.BACKBONES) or remove it from the tier's envs")
 
 
+# The backbone options (`training.common`) that reproduce OMAR's MPE networks (ling-pan/OMAR,
+# utils/networks.py): BatchNorm1d on every actor and critic input, actors' last layer in +-3e-3.
+OMAR_NETWORKS = {"input_norm": True, "actor_last_init": 3e-3}
+
+
+def stacked_actor(n: int, obs_dim: int, action_dim: int, cfg: BackboneConfig) -> AgentMLP:
+    """Every agent's deterministic tanh actor, with the config's network options (OMAR: input
+    BatchNorm and a last layer in +-3e-3)."""
+    return AgentMLP(n, obs_dim, cfg.hidden, action_dim, out_act="tanh", input_norm=cfg.input_norm,
+                    last_init=cfg.actor_last_init)
+
+
+def stacked_critic(n: int, in_dim: int, cfg: BackboneConfig) -> AgentMLP:
+    """Every agent's critic on (o_i, a_i): input BatchNorm as the actors, default initialisation
+    everywhere (as OMAR's critics)."""
+    return AgentMLP(n, in_dim, cfg.hidden, 1, input_norm=cfg.input_norm)
+
+
 def generator_for(device: torch.device, seed: int) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -60,7 +80,8 @@ def generator_for(device: torch.device, seed: int) -> torch.Generator:
 class ActorBackbone(abc.ABC):
     """What every backbone with deterministic stacked actors shares: action selection and
     checkpoints. Subclasses set `actor`, `mask`, `device`, `updates`, `gen` (or None) and list
-    their networks and optimisers in `_modules()`."""
+    their networks and optimisers in `_modules()` (their state_dicts carry BatchNorm's running
+    statistics)."""
     actor: torch.nn.Module
     mask: torch.Tensor
     device: torch.device
@@ -78,9 +99,12 @@ class ActorBackbone(abc.ABC):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """[K, N, O] -> [K, N, A], deterministic (evaluation)."""
+        """[K, N, O] -> [K, N, A], deterministic (evaluation), the actor in eval mode (input
+        BatchNorm on its running statistics, so an observation's action does not depend on the
+        others it is batched with); every other forward pass, in `update`, runs in train mode."""
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).transpose(0, 1)
-        return self.pi(self.actor, x).transpose(0, 1).cpu().numpy()
+        with eval_mode(self.actor):
+            return self.pi(self.actor, x).transpose(0, 1).cpu().numpy()
 
     @abc.abstractmethod
     def _modules(self) -> dict:

@@ -12,6 +12,12 @@ for I-CQL, MACCA's r_hat_i for MACCA-CQL):
   actor:   -Q_i^1(o, pi_i(o)) + actor_l2 * mean(pi_i(o)^2)
   targets: soft updates with rate tau after every update; per-agent gradient clipping.
 
+With `input_norm` (OMAR's input BatchNorm) every forward pass of `update` runs in train mode on
+its own batch's statistics, as in OMAR's code: the target actor and critics on o', the critics on
+the data batch, the CQL samples in a pass of their own (B * cql_samples rows, not concatenated with
+the data batch, which would change its statistics), the actor and Q^1(o, pi(o)). `act` (rollouts)
+uses the running statistics.
+
 All agents' networks are stacked (`nets.AgentMLP`), so one update runs every agent at once while
 each agent keeps its own parameters, losses and clipping: the sum over agents of per-agent
 losses gives each agent exactly the gradient of its own loss.
@@ -25,9 +31,10 @@ import math
 import torch
 
 from ..envs.base import EnvSpec
-from ..nets import AgentMLP, soft_update
+from ..nets import soft_update
 from ..hparams import ICQLConfig
-from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, masked_mean, require_continuous
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, masked_mean,
+                     require_continuous, stacked_actor, stacked_critic)
 
 
 # ---- the losses, as functions of tensors (tests check them against hand-computed values) -------
@@ -70,12 +77,11 @@ class ICQL(ActorBackbone):
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device)           # [N, A]
         self.log_density = -self.mask.sum(dim=1) * math.log(2.0)                     # U[-1,1]^{A_i}
-        h = self.cfg.hidden
         with torch.random.fork_rng(devices=[]):     # seeded initialisation, global RNG untouched
             torch.manual_seed(seed)
-            self.actor = AgentMLP(self.n, O, h, A, out_act="tanh")
-            self.q1 = AgentMLP(self.n, O + A, h, 1)
-            self.q2 = AgentMLP(self.n, O + A, h, 1)
+            self.actor = stacked_actor(self.n, O, A, cfg)
+            self.q1 = stacked_critic(self.n, O + A, cfg)
+            self.q2 = stacked_critic(self.n, O + A, cfg)
         for m in (self.actor, self.q1, self.q2):
             m.to(self.device)
         self.actor_t, self.q1_t, self.q2_t = (copy.deepcopy(m) for m in (self.actor, self.q1, self.q2))

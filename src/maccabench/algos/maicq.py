@@ -29,6 +29,10 @@ What this module implements, and where it departs from ICQ's discrete SMAC code:
 * Where the dataset has no next action (the last step of an episode: MPE truncates every episode
   at 25 steps), the actor's action pi_i(o') stands in for a'.
 
+With `input_norm`, every forward pass of `update` (targets and advantage weights included) runs
+in train mode on its own batch's statistics and `act` on the running ones, as for I-CQL and OMAR.
+The mixer reads the joint state and has no input BatchNorm.
+
 Per-agent rewards (MACCA-ICQ, `mixer: false`). With rewards r_hat_i from MACCA's causal model
 there is nothing left to decompose: each agent's Q_i regresses on its own reward with the same
 implicit-constraint target, y_i = r_i + gamma (1 - terminal) w_i Qbar_i(o'_i, a'_i), and its actor
@@ -44,9 +48,10 @@ import torch
 from torch import nn
 
 from ..envs.base import EnvSpec
-from ..nets import AgentMLP, soft_update
+from ..nets import soft_update
 from ..hparams import MAICQConfig
-from .common import ActorBackbone, agent_major, clip_grad_norm_per_agent, require_continuous
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, require_continuous, stacked_actor,
+                     stacked_critic)
 from .icql import td_target
 
 
@@ -99,8 +104,8 @@ class MAICQ(ActorBackbone):
         h = self.cfg.hidden
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = AgentMLP(self.n, O, h, A, out_act="tanh")
-            self.critic = AgentMLP(self.n, O + A, h, 1)
+            self.actor = stacked_actor(self.n, O, A, cfg)
+            self.critic = stacked_critic(self.n, O + A, cfg)
             self.mixer = LinearMixer(spec.state_dim, h, self.n) if self.cfg.mixer else None
         for m in (self.actor, self.critic, self.mixer):
             if m is not None:

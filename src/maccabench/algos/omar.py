@@ -10,6 +10,8 @@ omar_samples actions (clipped to [-1, 1]), score them with Q_i^1, set mu to the 
 mean of the samples and sigma to their root-mean-square distance from the new mu. a_hat_i is the
 best sample of the last iteration if its Q beats Q_i^1(o, pi_i(o)), else pi_i(o) itself.
 tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-update rate.
+With input BatchNorm, each iteration scores its samples in one separate train-mode pass of Q_i^1
+(B * omar_samples rows), as OMAR's code does.
 """
 from __future__ import annotations
 
