@@ -460,7 +460,7 @@ def _hp_cell(table: Table, found: list[tuple[str, str, object]]) -> str:
         return MISSING
     if len(by_value) == 1:
         return next(iter(by_value))
-    split_envs = {e for e, _ in found if len({_hp_text(v) for e2, _, v in found if e2 == e}) > 1}
+    split_envs = {e for e, _, _ in found if len({_hp_text(v) for e2, _, v in found if e2 == e}) > 1}
     parts = []
     for text, where in by_value.items():
         names = dict.fromkeys(f"{table.label(e)}: {table.label(a)}" if e in split_envs else table.label(e) for e, a in where)
@@ -573,7 +573,8 @@ def write(built: Built, out_dir: str | Path) -> dict[str, Path]:
 
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A table's CSV as written by `write` (labels stay strings: "0.5" must not become 0.5)."""
-    return pd.read_csv(path, dtype={c: str for c in ("variant", "env", "quality", "algo", "seeds", "runs", "improves_on")},
+    return pd.read_csv(path, dtype={c: str for c in ("variant", "env", "quality", "algo", "seeds", "runs", "improves_on",
+                                                    "parameter", "field", "value", "envs", "algos")},
                        keep_default_na=False, na_values=[""])
 
 
