@@ -303,8 +303,8 @@ def test_table_config_errors_name_the_field(small_cfg):
     del cfg["tiers"]["smoke"]["train_seeds"]
     with pytest.raises(ConfigError, match=r"tiers\.smoke\.train_seeds"):
         spec.resolve(cfg, "table1")
-    with pytest.raises(ConfigError, match="unknown table 'table3'"):
-        spec.resolve(small_cfg, "table3")
+    with pytest.raises(ConfigError, match="unknown table 'table33'"):
+        spec.resolve(small_cfg, "table33")
     # schema: a wrong kind or a misspelt field is caught by the config check, with the field's path
     cfg = copy.deepcopy(small_cfg)
     cfg["tables"]["table6"]["kind"] = "sweeps"
@@ -359,7 +359,8 @@ def _unregistered_algorithms(cfg) -> list[str]:  # algorithms the tables name bu
     names = set()
     for name in spec.table_names(cfg):
         entry = cfg["tables"][name]
-        names |= set(entry.get("algos", [])) | set(entry.get("rows", {}).values())
+        rows = entry.get("rows", {}) if entry["kind"] in ("sweep", "variants") else {}   # hparams rows: fields
+        names |= set(entry.get("algos", [])) | set(rows.values())
     names.add(cfg["tables"]["figures"]["masks"]["algo"])
     return sorted(n for n in names if n not in cfg.get("algorithms", {}))
 
