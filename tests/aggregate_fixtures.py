@@ -31,7 +31,8 @@ def fixture_config(base: dict, root: Path, *, tier: str = "smoke", seeds=(0, 1, 
     names = [cfg["tables"]["figures"]["masks"]["algo"]]
     for spec in cfg["tables"].values():
         if isinstance(spec, dict) and "kind" in spec:
-            names += spec.get("algos", []) + list(spec.get("rows", {}).values())
+            rows = spec.get("rows", {}) if spec["kind"] in ("sweep", "variants") else {}   # hparams rows: fields
+            names += spec.get("algos", []) + list(rows.values())
     for a in names:
         algos.setdefault(a, intended_entry(a))
     return cfg

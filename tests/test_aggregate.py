@@ -303,8 +303,8 @@ def test_table_config_errors_name_the_field(small_cfg):
     del cfg["tiers"]["smoke"]["train_seeds"]
     with pytest.raises(ConfigError, match=r"tiers\.smoke\.train_seeds"):
         spec.resolve(cfg, "table1")
-    with pytest.raises(ConfigError, match="unknown table 'table3'"):
-        spec.resolve(small_cfg, "table3")
+    with pytest.raises(ConfigError, match="unknown table 'table33'"):
+        spec.resolve(small_cfg, "table33")
     # schema: a wrong kind or a misspelt field is caught by the config check, with the field's path
     cfg = copy.deepcopy(small_cfg)
     cfg["tables"]["table6"]["kind"] = "sweeps"
@@ -359,7 +359,8 @@ def _unregistered_algorithms(cfg) -> list[str]:  # algorithms the tables name bu
     names = set()
     for name in spec.table_names(cfg):
         entry = cfg["tables"][name]
-        names |= set(entry.get("algos", [])) | set(entry.get("rows", {}).values())
+        rows = entry.get("rows", {}) if entry["kind"] in ("sweep", "variants") else {}   # hparams rows: fields
+        names |= set(entry.get("algos", [])) | set(rows.values())
     names.add(cfg["tables"]["figures"]["masks"]["algo"])
     return sorted(n for n in names if n not in cfg.get("algorithms", {}))
 
@@ -439,10 +440,11 @@ def test_scores_table_rows_can_be_limited_to_named_envs(small_cfg):
     """`envs:` keeps the rows to the named envs among the tier's, whatever else has the metric."""
     small_cfg["environments"]["cn-copy"] = copy.deepcopy(small_cfg["environments"]["cn"])
     small_cfg["tiers"]["smoke"]["envs"].append("cn-copy")
+    del small_cfg["tables"]["table1"]["envs"]   # without `envs:`, every env of the tier with the metric
     assert {e for e, _ in spec.resolve(small_cfg, "table1").rows} == {"cn", "cn-copy"}
     assert {e for e, _ in spec.resolve(small_cfg, "credit").rows} == {"cn"}
     small_cfg["tables"]["credit"]["envs"] = ["cn", "cn-credti"]
-    with pytest.raises(ConfigError, match=r"tables\.credit\.envs.*'cn-credti'"):
+    with pytest.raises(ConfigError, match=r"tables\.credit\.envs.*cn-credti"):
         spec.resolve(small_cfg, "credit")
 
 
@@ -556,3 +558,80 @@ def test_figures_when_no_run_has_a_score(small_cfg, tmp_path):
     figures.recovery_scatter(spec.resolve(small_cfg, "recovery"), out / "recovery_scatter.png")
     for name in ("curves_table1", "recovery_scatter"):
         _png_ok(out / f"{name}.png")
+
+
+# ---- the anchor and the regenerated hyper-parameter tables (issue 14 items 4, 6) ------------------
+
+ANCHOR = {"anchor-omar": [100, 110, 120], "anchor-icql": [90, 95, 100], "maicq": [5, 6, 7]}
+
+
+def test_anchor_table_beside_omars_published_scores(base_config, tmp_path):
+    cfg = F.fixture_config(base_config, tmp_path, seeds=(0, 1, 2), envs=["cn", "pp"], qualities=["expert", "random"])
+    t = spec.resolve(cfg, "anchor")
+    assert t.rows == [("cn", "expert"), ("cn", "random")]                # envs: [cn] keeps pp out
+    assert spec.resolve(cfg, "table1").rows[-1] == ("pp", "random")      # Table 1 keeps both
+    F.fill_table(cfg, t, lambda env, q, algo, seed: ANCHOR[algo][seed] - (50 if q == "random" else 0))
+    out = tmp_path / "tables"
+    df = tables.read_csv(tables.write(tables.build(t), out)["csv"])
+    cell = df[(df.env == "cn") & (df.quality == "random")].set_index("algo")
+    assert cell.at["anchor-omar", "mean"] == 60.0 and cell.at["maicq", "std"] == pytest.approx(1.0)
+    paper = tables.load_paper_values(ROOT / "config/paper_values.yaml")
+    sbs = tables.side_by_side(t, tables.read_csv(out / "anchor.csv"), paper)
+    md = tables.write_side_by_side(sbs, out)["md"].read_text()
+    expert, random = sbs.long.iloc[0], sbs.long.iloc[1]
+    assert expert["OMAR (individual rewards) (paper)"] == "114.9 ± 2.6" and expert["OMAR (individual rewards) (ours)"] == "110.0 ± 10.0"
+    assert random["MA-CQL (individual rewards) (paper)"] == "24.0" and random["MA-ICQ (paper)"] == "6.3"
+    assert "OMAR" in paper["anchor"]["source"] and paper["anchor"]["source"] in md    # cited as OMAR's, not MACCA's
+    assert "114.9" not in (out / "anchor.md").read_text()
+
+
+def _write_resolved_config(cfg, key):
+    """config.yaml as the training stage records it: the resolved job of this run."""
+    job = C.train_job(cfg, key.env, key.quality, key.algo, key.seed).to_dict()
+    (key.folder(F.results_dir(cfg)) / "config.yaml").write_text(yaml.safe_dump({**job, "device": "cpu", "threads": 1}))
+
+
+def test_tables_3_and_4_are_read_from_the_runs_config(base_config, tmp_path):
+    cfg = F.fixture_config(base_config, tmp_path, seeds=(0, 1), envs=["cn", "pp"], qualities=["expert", "random"])
+    cfg["backbones"]["omar"]["by_env"]["pp"] = {"omar_tau": 0.5}     # a task-level value must show as such
+    out = tmp_path / "tables"
+    paper = tables.load_paper_values(ROOT / "config/paper_values.yaml")
+    built = {}
+    for name in ("table3", "table4"):
+        t = spec.resolve(cfg, name)
+        F.fill_table(cfg, t, lambda *a: 1.0)
+        for key in t.runs():
+            _write_resolved_config(cfg, key)
+        built[name] = tables.read_csv(tables.write(tables.build(t), out)["csv"])
+        tables.write_side_by_side(tables.side_by_side(t, built[name], paper), out)
+    t4 = built["table4"].set_index(["parameter", "quality"])["value"]
+    assert t4["CQL α", "expert"] == "5" and t4["CQL α", "random"] == "1"          # Table 4 at the backbone
+    assert t4["OMAR τ", "expert"] == "0.9 (CN); 0.5 (PP)"                          # the task layer, named
+    assert t4["MACCA λ1", "random"] == "1e-07" and t4["MACCA h", "expert"] == "0.1"
+    t3 = built["table3"].set_index("parameter")["value"]
+    smoke = cfg["tiers"]["smoke"]
+    assert t3["batch size"] == str(smoke["train_batch_size"]) and t3["discount"] == "0.95"
+    assert t3["evaluation interval (loop steps)"] == str(smoke["eval_every"] * 100)
+    assert t3["learning rate (causal model)"] == "0.0003"
+    sbs = (out / "table4_vs_paper.md").read_text()
+    assert "0.99" in sbs and "5e-02" not in (out / "table4.md").read_text()
+
+
+def test_a_table_envs_entry_must_name_an_env(small_cfg):
+    small_cfg["tables"]["anchor"]["envs"] = ["cnn"]
+    with pytest.raises(ConfigError) as e:
+        spec.resolve(small_cfg, "anchor")
+    assert e.value.field == "tables.anchor.envs" and "cnn" in str(e.value)
+
+
+def test_smoke_dag_contains_the_anchor_table(tmp_path):
+    """`snakemake -n anchor` at the smoke tier: the anchor table, its side-by-side version and its
+    runs (OMAR and I-CQL on the individual rewards, MA-ICQ, on CN at every quality)."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "anchor", "all", "--cores", "1", "--config", "tier=smoke",
+                        f"results={tmp_path}/{{tier}}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for name in ("anchor", "anchor_vs_paper", "table3", "table4"):
+        assert f"smoke/tables/{name}.csv" in r.stdout, name
+    for algo in ("anchor-omar", "anchor-icql", "maicq"):
+        for q in ("random", "medium", "medium-replay", "expert"):
+            assert f"smoke/runs/cn/{q}/{algo}/seed0/final.json" in r.stdout, (algo, q)

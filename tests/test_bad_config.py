@@ -213,7 +213,8 @@ CASES = [
     # the YAML file itself
     ("yaml-tab-indent", text("    suite: mpe\n    task: simple_spread_v3\n", "    suite: mpe\n\ttask: simple_spread_v3\n"),
      f"config.yaml:{line_of('    task: simple_spread_v3')}:1", "tab", ()),
-    ("yaml-unclosed-bracket", text("team: [agent_0, agent_1, agent_2]", "team: [agent_0, agent_1, agent_2"),
+    ("yaml-unclosed-bracket", text("team: [leadadversary_0, adversary_0, adversary_1, adversary_2]",
+                                  "team: [leadadversary_0, adversary_0, adversary_1, adversary_2"),
      "config.yaml:", "bracket", ()),
     ("yaml-bad-indent", text("  hidden: 64               #", " hidden: 64               #"),
      f"config.yaml:{line_of('  hidden: 64               #')}:2", "indent", todo(TODO_LOAD)),

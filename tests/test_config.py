@@ -39,9 +39,9 @@ def test_project_config_is_valid(cfg):
     (lambda c: c["backbones"]["omar"]["omar_tau"].update(expret=c["backbones"]["omar"]["omar_tau"].pop("expert")),
      "backbones.omar.omar_tau.expret", "expert, medium, medium-replay, random"),
     (lambda c: c["causal"]["lambda2"].update(Expert=1.0), "causal.lambda2.Expert", "expert, medium, medium-replay, random"),
-    (lambda c: c["environments"]["cn"]["task_args"].update(num_landmarks=3), "environments.cn.task_args.num_landmarks",
+    (lambda c: c["environments"]["cn"].setdefault("task_args", {}).update(num_landmarks=3), "environments.cn.task_args.num_landmarks",
      "not an argument of this task"),
-    (lambda c: c["environments"]["pp"]["task_args"].update(num_adversaries=2.5), "environments.pp.task_args.num_adversaries",
+    (lambda c: c["environments"]["pp"].setdefault("task_args", {}).update(num_adversaries=2.5), "environments.pp.task_args.num_adversaries",
      "must be int"),
     (lambda c: c["causal"].pop("h"), "causal.h", "is missing"),
     (lambda c: c["training"]["common"].update(cql_alpha=1.0), "training.common.cql_alpha", "not a hyper-parameter"),
@@ -49,7 +49,7 @@ def test_project_config_is_valid(cfg):
     (lambda c: c["tables"]["table1"]["algos"].append("macca-omr"), "tables.table1.algos", "macca-omr"),
     (lambda c: c["tables"]["table7"]["rows"].update({"0.2": "macca-omar-h0p2"}), "tables.table7.rows", "macca-omar-h0p2"),
     (lambda c: c["tables"]["table6"].update(env="cm"), "tables.table6.env", "unknown env 'cm'"),
-    (lambda c: c["tables"]["figures"]["curves"].append("tabel1"), "tables.figures.curves[9]", "unknown table 'tabel1'"),
+    (lambda c: c["tables"]["figures"]["curves"].append("tabel1"), "tables.figures.curves[10]", "unknown table 'tabel1'"),
     (lambda c: c["tables"]["figures"]["masks"].update(algo="macca"), "tables.figures.masks.algo", "macca"),
 ])
 def test_bad_config_names_field_and_fix(cfg, mutate, field, words):
@@ -192,3 +192,66 @@ def test_snakemake_runs_a_new_tier_with_its_own_resources(tmp_path, cfg):
                                     * len(tiny["train_seeds"]))
     assert all((res["runtime"], res["gpu"], res["mem_mb"]) == ("7", "2", "1500") for res in train_resources)
     assert f"{tmp_path}/tiny/runs/cn/expert/icql/seed0/final.json" in r.stdout
+
+
+# ---- layered hyper-parameters and seed pairing (issue 14 items 4, 5) ------------------------------
+
+def test_a_task_level_value_sits_between_the_backbone_and_the_algorithm(cfg):
+    """training.common < backbones.<b> < backbones.<b>.by_env.<env> (a per-quality map inside it
+    read at the quality) < algorithms.<a>.options."""
+    cfg["tier"] = "smoke"
+    omar = cfg["backbones"]["omar"]
+    omar["by_env"] = {"pp": {"omar_tau": 0.5, "cql_alpha": {"expert": 2.0, "medium": 3.0, "medium-replay": 4.0,
+                                                            "random": 6.0}}}
+    cfg["algorithms"]["omar-x"] = {"backbone": "omar", "rewards": "team", "options": {"omar_tau": 0.25}}
+    C.check(cfg)
+    job = C.train_job(cfg, "pp", "medium", "omar", 0)
+    assert job.backbone_hp["omar_tau"] == 0.5 and job.backbone_hp["cql_alpha"] == 3.0     # the task's
+    assert job.backbone_config.cql_alpha == 3.0
+    assert C.train_job(cfg, "pp", "random", "omar", 0).backbone_hp["cql_alpha"] == 6.0
+    cn = C.train_job(cfg, "cn", "medium", "omar", 0).backbone_hp                              # no task entry
+    assert (cn["omar_tau"], cn["cql_alpha"]) == (0.7, 0.5)                                     # Table 4
+    assert cn["gamma"] == cfg["training"]["common"]["gamma"]
+    assert C.train_job(cfg, "pp", "medium", "omar-x", 0).backbone_hp["omar_tau"] == 0.25     # options win
+    assert C.train_job(cfg, "pp", "medium", "icql", 0).backbone_hp["cql_alpha"] == 0.5       # omar's by_env only
+
+
+def test_the_credit_task_takes_omars_cn_values_and_table1_tasks_table4(cfg):
+    cfg["tier"] = "smoke"
+    credit = C.train_job(cfg, "cn-credit", "medium", "omar", 0).backbone_hp
+    assert (credit["omar_tau"], credit["cql_alpha"]) == (1.0, 5.0)         # OMAR's code, simple_spread medium
+    assert C.train_job(cfg, "cn-credit", "random", "icql", 0).backbone_hp["cql_alpha"] == 0.5
+    cn = C.train_job(cfg, "cn", "medium", "omar", 0).backbone_hp
+    assert (cn["omar_tau"], cn["cql_alpha"]) == (0.7, 0.5)                 # the paper's Table 4
+
+
+@pytest.mark.parametrize("mutate, field, words", [
+    (lambda c: c["backbones"]["omar"]["by_env"].update({"cnn": {"omar_tau": 0.5}}), "backbones.omar.by_env.cnn",
+     "use one of cn, pp"),
+    (lambda c: c["backbones"]["omar"]["by_env"].update({"pp": {"omar_tau": 1.5}}), "backbones.omar.by_env.pp.omar_tau",
+     "<= 1"),
+    (lambda c: c["backbones"]["icql"]["by_env"].update({"pp": {"omar_tau": 0.5}}), "backbones.icql.by_env.pp.omar_tau",
+     "not a hyper-parameter of ICQLConfig"),
+    (lambda c: c["backbones"]["omar"]["by_env"].update({"pp": {"cql_alpha": {"expert": 1.0}}}),
+     "backbones.omar.by_env.pp.cql_alpha", "has no value for"),
+])
+def test_a_bad_task_level_value_is_named(cfg, mutate, field, words):
+    mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        C.check(cfg)
+    assert e.value.field == field and words in str(e.value)
+
+
+def test_training_seed_i_reads_dataset_seed_i(cfg):
+    cfg["tier"] = "paper"
+    for seed in cfg["tiers"]["paper"]["train_seeds"]:
+        job = C.train_job(cfg, "cn", "expert", "omar-gt", seed)
+        assert job.dataset_seed == seed
+        assert job.dataset.endswith(f"datasets/team/cn/expert/seed{seed}.h5")
+        assert job.raw_dataset.endswith(f"datasets/raw/cn/expert/seed{seed}.h5")
+        assert job.behavior.endswith(f"behavior/cn/seed{seed}/policies.pt")   # the opponents of that dataset
+        assert job.to_dict()["dataset_seed"] == seed                         # what config.yaml records
+    cfg["tiers"]["paper"]["dataset_seeds"] = [0, 1]
+    assert [C.train_job(cfg, "cn", "expert", "omar", s).dataset_seed for s in (0, 1, 2, 3, 4)] == [0, 1, 0, 1, 0]
+    cfg["tier"] = "smoke"   # one dataset seed: every training seed reads it
+    assert {C.train_job(cfg, "cn", "expert", "omar", s).dataset_seed for s in (0, 1, 2)} == {0}

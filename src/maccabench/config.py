@@ -181,7 +181,12 @@ def _check_training(cfg: dict) -> None:
     for name, section in cfg["backbones"].items():
         if name not in BACKBONES:
             raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(BACKBONES)}")
-        check_section(BACKBONES[name].config, section, f"backbones.{name}")
+        check_section(BACKBONES[name].config, {k: v for k, v in section.items() if k != BY_ENV}, f"backbones.{name}")
+        for env, values in section.get(BY_ENV, {}).items():
+            if env not in cfg["environments"]:
+                raise ConfigError(f"backbones.{name}.{BY_ENV}.{env}", "is not an env of `environments`",
+                                  f"use one of {', '.join(cfg['environments'])}")
+            check_section(BACKBONES[name].config, values, f"backbones.{name}.{BY_ENV}.{env}")
     for section in dict.fromkeys(a.config_section for a in ASSIGNERS.values() if a.config_section):
         if section in cfg:
             check_section(_assigner_config(section), cfg[section] or {}, section)
@@ -200,8 +205,8 @@ def _check_training(cfg: dict) -> None:
                               "remove `reward_options` or use an assigner that has them (e.g. causal)")
         if assigner.config is not None:
             check_section(assigner.config, entry.get("reward_options", {}), f"{where}.reward_options")
-        for q in QUALITIES:
-            hp = backbone_hp(cfg, algo, q)
+        for q, env in ((q, env) for q in QUALITIES for env in [None, *cfg["backbones"][entry["backbone"]].get(BY_ENV, {})]):
+            hp = backbone_hp(cfg, algo, q, env)
             missing = missing_fields(backbone.config, hp)
             if missing:
                 raise ConfigError(f"backbones.{entry['backbone']}.{missing[0]}", "is missing",
@@ -212,7 +217,7 @@ def _check_training(cfg: dict) -> None:
                     raise ConfigError(f"{assigner.config_section}.{missing[0]}", "is missing",
                                       f"add `{missing[0]}` (see {assigner.config.__name__} in src/maccabench/hparams.py)")
                 reward_config(cfg, algo, q)
-            parsed = backbone_config(cfg, algo, q)
+            parsed = backbone_config(cfg, algo, q, env)
             problem = backbone.check_rewards and backbone.check_rewards(parsed, assigner.shared)
             if problem:
                 raise ConfigError(where, f"backbone {entry['backbone']} with rewards {entry['rewards']!r}: {problem}",
@@ -222,9 +227,6 @@ def _check_training(cfg: dict) -> None:
             if algo not in cfg["algorithms"]:
                 raise ConfigError(f"tiers.{tier_name}.algos[{i}]", f"unknown algorithm {algo!r}",
                                   f"use one of {', '.join(cfg['algorithms'])} or add it under `algorithms`")
-        if "train_dataset_seed" in t and t["train_dataset_seed"] not in t["dataset_seeds"]:
-            raise ConfigError(f"tiers.{tier_name}.train_dataset_seed", "is not one of the tier's dataset_seeds",
-                              f"use one of {t['dataset_seeds']}")
         for key in t.get("train_updates_overrides", {}):
             if key.split("/")[0] not in cfg["environments"]:
                 raise ConfigError(f"tiers.{tier_name}.train_updates_overrides.{key}", "names an unknown env",
@@ -264,11 +266,18 @@ def algorithm(cfg: dict, algo: str) -> dict:
     return cfg["algorithms"][algo]
 
 
-def backbone_hp(cfg: dict, algo: str, quality: str) -> dict:
-    """training.common < backbones.<backbone> < algorithms.<algo>.options, at this quality."""
+BY_ENV = "by_env"   # backbones.<b>.by_env.<env>: the task layer of the resolution
+
+
+def backbone_hp(cfg: dict, algo: str, quality: str, env: str | None = None) -> dict:
+    """training.common < backbones.<backbone> < backbones.<backbone>.by_env.<env> <
+    algorithms.<algo>.options, merged name by name, then read at this quality (a per-quality map
+    may sit at any layer). env None: no task layer (what every task without a by_env entry gets)."""
     a = algorithm(cfg, algo)
-    return at_quality({**cfg["training"]["common"], **cfg["backbones"].get(a["backbone"], {}),
-                       **a.get("options", {})}, quality)
+    section = cfg["backbones"].get(a["backbone"], {})
+    by_task = section.get(BY_ENV, {}).get(env, {}) if env is not None else {}
+    backbone = {k: v for k, v in section.items() if k != BY_ENV}
+    return at_quality({**cfg["training"]["common"], **backbone, **by_task, **a.get("options", {})}, quality)
 
 
 def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
@@ -282,9 +291,10 @@ def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
     return at_quality({**base, **a.get("reward_options", {})}, quality)
 
 
-def backbone_config(cfg: dict, algo: str, quality: str):
-    """The algorithm's backbone hyper-parameters at this quality, parsed into its config dataclass."""
-    return parse_hp(BACKBONES[algorithm(cfg, algo)["backbone"]].config, backbone_hp(cfg, algo, quality), f"algorithms.{algo}")
+def backbone_config(cfg: dict, algo: str, quality: str, env: str | None = None):
+    """The algorithm's backbone hyper-parameters at this quality (and task), parsed into its config dataclass."""
+    return parse_hp(BACKBONES[algorithm(cfg, algo)["backbone"]].config, backbone_hp(cfg, algo, quality, env),
+                    f"algorithms.{algo}")
 
 
 def reward_config(cfg: dict, algo: str, quality: str):
@@ -297,12 +307,20 @@ def run_dir(cfg: dict, env: str, quality: str, algo: str, seed: int) -> str:
     return layout.run_dir(results_dir(cfg), env, quality, algo, int(seed))
 
 
+def dataset_seed_of(tier_entry: dict, train_seed: int) -> int:
+    """The dataset seed training seed i reads: dataset seed i where the tier collected it (OMAR's
+    pairing: seeds' spreads then include the variance between datasets), else the tier's dataset
+    seeds in turn (dataset_seeds[i mod their number]; with one dataset seed, every run reads it)."""
+    seeds = tier_entry["dataset_seeds"]
+    return train_seed if train_seed in seeds else seeds[train_seed % len(seeds)]
+
+
 def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJob:
     """Everything one training run needs, resolved and checked: what config.yaml of the run folder records."""
     if quality not in QUALITIES:
         raise ConfigError("quality", f"unknown quality {quality!r}", f"use one of {', '.join(QUALITIES)}")
     a, t, root = algorithm(cfg, algo), tier(cfg), results_dir(cfg)
-    data_seed = t.get("train_dataset_seed", t["dataset_seeds"][0])
+    data_seed = dataset_seed_of(t, int(seed))
     reads_raw = a.get("raw_dataset", ASSIGNERS[a["rewards"]].reads_raw)
     return TrainJob(
         env=env_entry(cfg, env),
@@ -311,7 +329,7 @@ def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJ
         seed=int(seed),
         tier=cfg["tier"],
         backbone=a["backbone"],
-        backbone_hp=backbone_hp(cfg, algo, quality),
+        backbone_hp=backbone_hp(cfg, algo, quality, env),
         rewards=a["rewards"],
         rewards_hp=reward_hp(cfg, algo, quality),
         dataset_seed=data_seed,

@@ -13,6 +13,10 @@ code. Kinds:
 - `variants`: one env and quality, rows = variants, columns = final measures (Tables 7, 9-11).
 - `recovery`: rows as `scores`, columns = MACCA algorithms, cells = correlation of the learned
               per-agent reward with the hidden individual reward (reward_recovery.json).
+  `scores` and `recovery` take `envs:` to keep only some of the tier's envs (Table 1: the paper's).
+- `hparams`:  rows = hyper-parameters (label -> field of the runs' config.yaml), columns = the
+              qualities (`by_quality`) or one; cells = the values the runs of `envs` x `algos`
+              resolved (Tables 3 and 4 regenerated from what was used, not from the config file).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from .. import config as C
 from .. import layout
 from ..errors import ConfigError
 
-KINDS = ("scores", "sweep", "variants", "recovery")
+KINDS = ("scores", "sweep", "variants", "recovery", "hparams")
 OPTIONS = ("allow_partial", "bootstrap", "labels", "figures")
 MEASURES = ("score", "rho_sr", "rho_ar", "causal_loss")
 DEFAULT_BOOTSTRAP = {"reps": 2000, "confidence": 0.95, "seed": 0}
@@ -57,7 +61,7 @@ class Table:
     results: Path
     seeds: list[int]
     metric: str | None                           # what "score" means in this table
-    rows: list[tuple[str, str]]                  # (env, quality) or (label, algo)
+    rows: list[tuple[str, str]]                  # (env, quality), (label, algo) or (label, config field)
     algos: list[str]                             # columns of scores/recovery tables
     env: str | None = None                       # sweep/variants: the one env and quality
     quality: str | None = None
@@ -72,6 +76,9 @@ class Table:
     bootstrap: dict = field(default_factory=lambda: dict(DEFAULT_BOOTSTRAP))
     labels: dict = field(default_factory=dict)
     inactive_reason: str = ""                    # why the tier gives this table no rows
+    envs: list[str] = field(default_factory=list)        # hparams: the envs whose runs are read
+    qualities: list[str] = field(default_factory=list)   # hparams: the qualities whose runs are read
+    by_quality: bool = False                     # hparams: one column per quality
 
     def to_job(self) -> dict:
         """JSON-able form: what a Snakemake rule passes to the CLI (`--job`)."""
@@ -101,6 +108,8 @@ class Table:
 
     def cells(self) -> list[tuple[str, str]]:
         """(env, quality) pairs this table reads."""
+        if self.kind == "hparams":
+            return [(e, q) for e in self.envs for q in self.qualities] if self.rows else []
         if self.kind in ("sweep", "variants"):
             return [(self.env, self.quality)] if self.rows else []
         return list(self.rows)
@@ -163,6 +172,13 @@ def _check_algos(cfg: dict, where: str, algos: list[str]) -> None:
                           f"use one of {', '.join(known)} or add an entry under `algorithms:`")
 
 
+def _check_envs(cfg: dict, where: str, names: list[str]) -> None:
+    bad = [e for e in names if e not in cfg["environments"]]
+    if bad:
+        raise ConfigError(where, f"names envs not in `environments:`: {', '.join(bad)}",
+                          f"use one of {', '.join(cfg['environments'])}")
+
+
 def resolve(cfg: dict, name: str) -> Table:
     """The table `name` for the config's tier; ConfigError naming the field when it is wrong."""
     sec = section(cfg)
@@ -190,17 +206,26 @@ def resolve(cfg: dict, name: str) -> Table:
                     raise ConfigError(f"{where}.improvement", f"compares {a!r}, which is not a column of the table",
                                       f"use columns of `{where}.algos`: {', '.join(algos)}")
         metric = spec.get("metric")
-        named = spec.get("envs")
-        for e in named or []:
-            if e not in envs:
-                raise ConfigError(f"{where}.envs", f"unknown env {e!r}", f"use one of {', '.join(envs)}")
+        _check_envs(cfg, f"{where}.envs", spec.get("envs", []))
         row_envs = [e for e in t["envs"] if (metric is None or envs[e]["metric"] == metric)
-                    and (named is None or e in named)]
+                    and e in spec.get("envs", t["envs"])]
         qualities = [q for q in spec.get("qualities", list(C.QUALITIES)) if q in t["qualities"]]
         rows = [(e, q) for e in row_envs for q in qualities]
-        reason = "" if rows else (f"tier {cfg['tier']} has no environment with metric {metric!r} "
-                                  f"(add one under `environments:` and to tiers.{cfg['tier']}.envs)")
+        reason = "" if rows else (f"tier {cfg['tier']} has no environment with metric {metric!r}"
+                                  + (f" among {', '.join(spec['envs'])}" if "envs" in spec else "")
+                                  + f" (add one under `environments:` and to tiers.{cfg['tier']}.envs)")
         return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason)
+
+    if kind == "hparams":
+        algos = list(spec["algos"])
+        _check_algos(cfg, f"{where}.algos", algos)
+        _check_envs(cfg, f"{where}.envs", spec.get("envs", []))
+        row_envs = [e for e in t["envs"] if e in spec.get("envs", t["envs"])]
+        fields = [(str(label), path) for label, path in spec["rows"].items()]
+        reason = "" if row_envs else f"tier {cfg['tier']} runs none of {', '.join(spec['envs'])}"
+        return Table(**common, metric=None, rows=fields if row_envs else [], algos=algos, envs=row_envs,
+                     qualities=list(t["qualities"]), by_quality=bool(spec.get("by_quality", False)),
+                     inactive_reason=reason)
 
     # sweep / variants: one env and quality, rows are variants
     env, quality = spec["env"], spec["quality"]

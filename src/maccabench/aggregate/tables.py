@@ -25,10 +25,11 @@ import pandas as pd
 import yaml
 
 from .. import layout
+from ..hparams import QUALITIES
 from ..errors import MaccabenchError
 from ..io import atomic_path
 from . import stats
-from .runs import Run, load_table_runs
+from .runs import Run, RunError, load_table_runs
 from .spec import RunKey, Table
 
 MEASURE_NAMES = {"score": None, "rho_sr": "rho_sr (s->r mask density)", "rho_ar": "rho_ar (a->r mask density)",
@@ -144,7 +145,7 @@ def build(table: Table) -> Built:
         raise MaccabenchError(f"table {table.name} has no rows in tier {table.tier}: {table.inactive_reason}")
     runs, missing = load_table_runs(table)
     builder = {"scores": _build_scores, "recovery": _build_recovery,
-               "variants": _build_variants, "sweep": _build_sweep}[table.kind]
+               "variants": _build_variants, "sweep": _build_sweep, "hparams": _build_hparams}[table.kind]
     built = builder(table, runs)
     built.missing = missing
     if _shows_score(table):
@@ -477,6 +478,84 @@ def _build_sweep(table: Table, runs: dict[RunKey, Run]) -> Built:
     return Built(table, df, sections, notes=notes)
 
 
+# ---- hyper-parameters the runs resolved (Tables 3 and 4) ----------------------------------------
+
+def run_config(run: Run) -> dict:
+    """The resolved job a run folder's config.yaml records."""
+    path = run.folder / layout.RUN_CONFIG
+    try:
+        recorded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise RunError(path, f"cannot be read ({e})", "rerun the training job that wrote it") from None
+    if not isinstance(recorded, dict):
+        raise RunError(path, "is not a mapping", "rerun the training job that wrote it")
+    return recorded
+
+
+def config_value(recorded: dict, path: str):
+    """A field of config.yaml by dotted path (`backbone_hp.cql_alpha`); `a*b` multiplies two
+    fields (e.g. evaluation interval in loop steps). None where the run has no such field."""
+    values = []
+    for part in path.split("*"):
+        v = recorded
+        for name in part.split("."):
+            if not isinstance(v, dict) or name not in v:
+                return None
+            v = v[name]
+        values.append(v)
+    return math.prod(values) if len(values) > 1 else values[0]
+
+
+def _hp_text(v) -> str:
+    return format(v, "g") if isinstance(v, float) else str(v)
+
+
+def _hp_cell(table: Table, found: list[tuple[str, str, object]]) -> str:
+    """The values of one hyper-parameter over runs ((env, algo, value) each): the value, or where
+    runs differ, each value with the tasks (and, if a task has several, the algorithms) using it."""
+    by_value = {}
+    for env, algo, v in found:
+        by_value.setdefault(_hp_text(v), []).append((env, algo))
+    if not by_value:
+        return MISSING
+    if len(by_value) == 1:
+        return next(iter(by_value))
+    split_envs = {e for e, _, _ in found if len({_hp_text(v) for e2, _, v in found if e2 == e}) > 1}
+    parts = []
+    for text, where in by_value.items():
+        names = dict.fromkeys(f"{table.label(e)}: {table.label(a)}" if e in split_envs else table.label(e) for e, a in where)
+        parts.append(f"{text} ({', '.join(names)})")
+    return "; ".join(parts)
+
+
+def hp_columns(table: Table) -> list[str]:
+    """Column keys: the qualities in the paper's order (by_quality) or "all"."""
+    return [q for q in reversed(QUALITIES) if q in table.qualities] if table.by_quality else ["all"]
+
+
+def _build_hparams(table: Table, runs: dict[RunKey, Run]) -> Built:
+    configs = {k: run_config(r) for k, r in runs.items()}
+    long, frame = [], []
+    for label, path in table.rows:
+        row = {"hyper-parameter": label, "config.yaml field": path}
+        for col in hp_columns(table):
+            found = [(k.env, k.algo, v) for k, c in configs.items() if (col == "all" or k.quality == col)
+                     and (v := config_value(c, path)) is not None]
+            text = _hp_cell(table, found)
+            row["value" if col == "all" else table.label(col)] = Cell(text)
+            long.append({"parameter": label, "field": path, "quality": col, "value": text, "n_runs": len(found),
+                         "envs": ",".join(dict.fromkeys(e for e, _, _ in found)),
+                         "algos": ",".join(dict.fromkeys(a for _, a, _ in found))})
+        frame.append(row)
+    heading = ("per dataset quality" if table.by_quality else "over every quality") + \
+        f": the values recorded in the config.yaml of the runs of {', '.join(table.label(e) for e in table.envs)}"
+    notes = [f"Read from the config.yaml of every run of {', '.join(table.label(a) for a in table.algos)} on "
+             f"{', '.join(table.label(e) for e in table.envs)} (tier {table.tier}, seeds "
+             f"{', '.join(map(str, table.seeds))}); a field only some algorithms have is read from those. Where runs "
+             "differ, each value is listed with the tasks using it. Sources of the values: docs/hyperparameters.md."]
+    return Built(table, pd.DataFrame(long), [Section(heading, pd.DataFrame(frame))], notes=notes)
+
+
 # ---- writing -------------------------------------------------------------------------------------
 
 def _render_frame(frame: pd.DataFrame, how: str) -> pd.DataFrame:
@@ -554,7 +633,8 @@ def write(built: Built, out_dir: str | Path) -> dict[str, Path]:
 
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A table's CSV as written by `write` (labels stay strings: "0.5" must not become 0.5)."""
-    return pd.read_csv(path, dtype={c: str for c in ("variant", "env", "quality", "algo", "seeds", "runs", "improves_on")},
+    return pd.read_csv(path, dtype={c: str for c in ("variant", "env", "quality", "algo", "seeds", "runs", "improves_on",
+                                                    "parameter", "field", "value", "envs", "algos")},
                        keep_default_na=False, na_values=[""])
 
 
@@ -632,9 +712,21 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
                 pm, ps, _ = _paper_cell(pv.get("rows", {}).get(label, {}).get(measure))
                 row[f"{_measure_header(table, measure)} ({paper_tag})"] = Cell(mean_pm_std(pm, ps, digits(measure, pv.get("metric"))))
             frame.append(row)
+    elif table.kind == "hparams":
+        for label, path in table.rows:
+            row = {"hyper-parameter": label}
+            published = pv.get("rows", {}).get(label)
+            for col in hp_columns(table):
+                s = long[(long.parameter == label) & (long.quality == col)]
+                name = "value" if col == "all" else table.label(col)
+                row[f"{name} ({ours_tag})"] = Cell(str(s["value"].iloc[0]) if len(s) else MISSING)
+                value = published.get(col) if isinstance(published, dict) else published
+                row[f"{name} ({paper_tag})"] = Cell(MISSING if value is None else _hp_text(value))
+            frame.append(row)
     else:
         raise MaccabenchError(f"table {table.name}: kind {table.kind} has no paper counterpart; remove tables.{table.name}.paper")
-    notes = [f"'{paper_tag}' columns: the paper's published values, {paper.get('source', '')} ({table.paper}), "
+    source = pv.get("source", paper.get("source", ""))   # an entry may cite another paper (the anchor: OMAR's)
+    notes = [f"'{paper_tag}' columns: the paper's published values, {source} ({table.paper}), "
              f"typed into config/paper_values.yaml; '{ours_tag}' columns: this pipeline's runs (tier {table.tier}, "
              f"{len(table.seeds)} seed(s)), from {table.name}.csv.", pv.get("note", "")]
     if bool(long["partial"].any()) if "partial" in long else False:
