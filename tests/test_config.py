@@ -64,7 +64,7 @@ def test_bad_config_names_field_and_fix(cfg, mutate, field, words):
 def test_exponent_without_decimal_point_is_explained(cfg):
     """PyYAML reads `1e-7` as text; the error says so instead of a puzzling type complaint."""
     cfg["causal"]["lambda1"]["random"] = "1e-7"
-    with pytest.raises(ConfigError, match=r"YAML reads 1e-7 as text.*write 1\.0e-07"):
+    with pytest.raises(ConfigError, match=r"YAML reads 1e-7 as text.*write 1\.0e-7"):
         C.check(cfg)
 
 

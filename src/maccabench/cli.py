@@ -4,16 +4,87 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from . import config as C
-from .errors import run_command
+from . import layout
+from .errors import ArgumentError, run_command
+
+
+# ---- arguments checked before any data is read or model built --------------------------------
+
+def seed_arg(text: str) -> int:
+    """argparse type of a seed: a whole number >= 0 (numpy's seeding rejects negative ones)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number. Fix: give a seed >= 0 (0, 1, 2, ...)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative. Fix: give a seed >= 0 (0, 1, 2, ...)")
+    return value
+
+
+def positive_arg(text: str) -> int:
+    """argparse type of a count (threads, cores): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number. Fix: give 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1. Fix: give 1 or more")
+    return value
+
+
+def check_writable(path, argument: str, *, folder: bool) -> None:
+    """An output path that can be written (`folder`: a folder, else a file), or ArgumentError; run
+    first, so that a bad `--out` is not found after the data is loaded and the models are built."""
+    p = Path(path).absolute()
+    if folder and p.exists() and not p.is_dir():
+        raise ArgumentError(argument, f"{path} is a file, not a folder", "pass a folder path (it is created if missing)")
+    if not folder and p.is_dir():
+        raise ArgumentError(argument, f"{path} is a folder, not a file", "pass the path of the file to write")
+    existing = p if folder else p.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ArgumentError(argument, f"{path} lies under {existing}, which is a file",
+                            "pass a path under a folder (or move that file away)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ArgumentError(argument, f"{path} cannot be written: {existing} is not writable",
+                            "pass a path in a folder you can write to, or make that folder writable")
+
+
+def check_exists(path, argument: str, fix: str, *, folder: bool = False) -> None:
+    """An input that must exist (a folder if `folder`), or ArgumentError with `fix`."""
+    p = Path(path)
+    if not (p.is_dir() if folder else p.is_file()):
+        what = "folder" if folder else "file"
+        problem = f"{path} is not a {what}" if p.exists() else f"{path} does not exist"
+        raise ArgumentError(argument, problem, fix)
+
+
+def job_json(text: str, argument: str = "--job") -> dict:
+    """The job object a rule passes as JSON, or ArgumentError."""
+    try:
+        job = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ArgumentError(argument, f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})",
+                            "pass the job as one JSON object, quoted for the shell (or leave --job out "
+                            "and give --config/--tier)") from None
+    if not isinstance(job, dict):
+        raise ArgumentError(argument, f"is a JSON {type(job).__name__}, not an object",
+                            "pass the job object a Snakemake rule passes (or leave --job out and give --config/--tier)")
+    return job
 
 
 def _job(args, make):
     """The job dict: the JSON a rule passes, or built from the config file and tier."""
     if args.job:
-        return json.loads(args.job)
+        job = job_json(args.job)
+        if "seed" in job and (not isinstance(job["seed"], int) or isinstance(job["seed"], bool) or job["seed"] < 0):
+            raise ArgumentError("--job", f"has seed {job['seed']!r}", "give a seed that is a whole number >= 0")
+        return job
     cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
     return make(cfg)
 
@@ -33,6 +104,7 @@ def cmd_suites(args):
 
 def cmd_behavior(args):
     from .behavior import train
+    check_writable(args.out, "--out", folder=True)
     job = _job(args, lambda cfg: C.behavior_job(cfg, args.env, args.seed))
     summary = train(job, args.out, progress=not args.no_progress, threads=args.threads)
     print(json.dumps({k: v for k, v in summary.items() if k != "versions"}, indent=1))
@@ -41,7 +113,13 @@ def cmd_behavior(args):
 def cmd_collect(args):
     from .collect import collect
     from .io import write_json
+    check_writable(args.out, "--out", folder=False)
     job = _job(args, lambda cfg: C.collect_job(cfg, args.env, args.quality, args.seed))
+    fix = "pass a finished behaviour folder, results/<tier>/behavior/<env>/seed<k> (snakemake behavior_policies makes them)"
+    check_exists(args.behavior, "--behavior", fix, folder=True)
+    needed = ["summary", "replay" if job.get("quality") == "medium-replay" else "policies"]
+    for key in needed:
+        check_exists(Path(args.behavior) / layout.BEHAVIOR_FILES[key], "--behavior", fix)
     stats = collect(job, args.behavior, args.out)
     write_json(Path(args.out).with_suffix(".stats.json"), stats)
     print(json.dumps({k: v for k, v in stats.items() if k != "env_config"}, indent=1))
@@ -49,6 +127,7 @@ def cmd_collect(args):
 
 def cmd_mask(args):
     from .data import mask
+    check_writable(args.out, "--out", folder=False)
     ds = mask(args.raw, args.out)
     print(f"{args.out}: {len(ds)} transitions, team rewards only ({', '.join(sorted(ds.arrays))})")
 
@@ -74,6 +153,11 @@ def cmd_train(args):
         job = C.train_job(cfg, args.env, args.quality, args.algo, args.seed)
     out = args.out or C.run_dir(cfg or C.load(args.config, {"tier": job.tier}), job.env["name"],
                                 job.quality, job.algo, job.seed)
+    check_writable(out, "--out", folder=True)
+    # the frozen opponents' policies.pt is read only after the models are built (datasets are read first)
+    check_exists(job.behavior, "--job" if args.job else "--config",
+                 "make the behaviour policies first (snakemake behavior_policies), "
+                 "or give the job the policies.pt of the dataset's behaviour folder")
     final = train(job, out, progress=not args.no_progress, threads=args.threads)
     print(json.dumps({k: v for k, v in final.items() if k != "versions"}, indent=1))
 
@@ -81,6 +165,11 @@ def cmd_train(args):
 def cmd_recovery(args):
     from .causal import recovery_of_run
     from .io import write_json
+    check_writable(args.out, "--out", folder=False)
+    fix = "pass the run folder of a finished MACCA run, results/<tier>/runs/<env>/<quality>/<algo>/seed<s>"
+    check_exists(args.run, "--run", fix, folder=True)
+    for name in (layout.RUN_CONFIG, layout.CHECKPOINT):
+        check_exists(Path(args.run) / name, "--run", fix)
     result = recovery_of_run(args.run, args.raw)
     write_json(args.out, result)
     print(json.dumps(result, indent=1))
@@ -88,6 +177,7 @@ def cmd_recovery(args):
 
 def cmd_datasets_summary(args):
     from .summary import datasets_summary
+    check_exists(args.results, "results", "pass a tier's results folder, e.g. results/quick", folder=True)
     print(datasets_summary(args.results))
 
 
@@ -109,16 +199,16 @@ def main(argv=None):
 
     sp = with_job(sub.add_parser("behavior", help="train the MATD3 behaviour policies of one env"))
     sp.add_argument("--env", required=True)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=seed_arg, default=0)
     sp.add_argument("--out", required=True, help="output folder")
-    sp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    sp.add_argument("--threads", type=positive_arg, help="torch CPU threads (default: torch's choice)")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(fn=cmd_behavior)
 
     sp = with_job(sub.add_parser("collect", help="collect one raw dataset from behaviour policies"))
     sp.add_argument("--env", required=True)
     sp.add_argument("--quality", required=True, choices=list(C.QUALITIES))
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=seed_arg, default=0)
     sp.add_argument("--behavior", required=True, help="behaviour folder (behavior/{env}/seed{k})")
     sp.add_argument("--out", required=True, help="raw .h5 file to write")
     sp.set_defaults(fn=cmd_collect)
@@ -136,9 +226,9 @@ def main(argv=None):
     sp.add_argument("--env", required=True)
     sp.add_argument("--quality", required=True, choices=list(C.QUALITIES))
     sp.add_argument("--algo", required=True, help="a key of `algorithms` in the config")
-    sp.add_argument("--seed", type=int, default=0, help="training seed")
+    sp.add_argument("--seed", type=seed_arg, default=0, help="training seed")
     sp.add_argument("--out", help="run folder (default: results/<tier>/runs/<env>/<quality>/<algo>/seed<seed>)")
-    sp.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    sp.add_argument("--threads", type=positive_arg, help="torch CPU threads (default: torch's choice)")
     sp.add_argument("--no-progress", action="store_true")
     sp.set_defaults(fn=cmd_train)
 

@@ -9,6 +9,7 @@ real algorithms). Torch-free, and no suite is imported: the workflow runs this o
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import jsonschema
 import yaml
 
 from . import layout
-from .errors import ConfigError
+from .errors import ConfigError, range_fix, type_fix
 from .yamlfile import read_strict
 from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
 from .jobs import TrainJob
@@ -38,18 +39,32 @@ def load(path: str | Path, overrides: dict | None = None) -> dict:
 
 
 def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
+    """The first schema violation as a ConfigError: the field's dotted path and what to write there
+    (a field's description says what it means, never how to fix it, so it is context at most)."""
     field = ".".join(str(p) for p in err.absolute_path) or "<top level>"
     sub = err.schema if isinstance(err.schema, dict) else {}
+    value, rule = err.instance, err.validator_value
     if err.validator in ("anyOf", "oneOf") and err.context:
         # "not valid under any of the given schemas" names nothing: report the failure inside the
         # alternative meant for this kind of value (e.g. a misspelt key of a per-quality map)
         meant = [e for e in err.context if e.validator != "type"] or list(err.context)
         return _schema_error(max(meant, key=lambda e: len(e.absolute_path)))
+    if "propertyNames" in err.schema_path:   # a key of `field` is badly named: name the key itself
+        key = f"{field}.{value}" if field != "<top level>" else str(value)
+        if err.validator == "pattern":
+            fix = f"rename it: {sub['description']}" if "description" in sub else f"rename it to match {rule}"
+            suggestion = str(value).lower()
+            if suggestion != value and re.fullmatch(rule, suggestion):
+                fix += f", e.g. `{suggestion}`"
+            return ConfigError(key, "is not a valid name here", fix)
+        return ConfigError(key, f"is not a valid name here ({err.message})", "rename it")
     if err.validator == "required":
         missing = err.message.split("'")[1]
         where = missing if field == "<top level>" else f"{field}.{missing}"
-        return ConfigError(where, "is missing",
-                           f"add `{missing}` (see workflow/schemas/config.schema.yaml)")
+        meaning = sub.get("properties", {}).get(missing, {}).get("description")
+        return ConfigError(where, "is missing" + (f" ({meaning})" if meaning else ""),
+                           f"add `{missing}:`" + ("" if field == "<top level>" else f" under `{field}`")
+                           + " (config/config.yaml has every field with a value)")
     if err.validator == "additionalProperties":
         allowed = sorted(sub.get("properties", {}))
         extra = err.message.split("'")[1]
@@ -57,12 +72,34 @@ def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
         hint = f"allowed here: {', '.join(allowed)}" if allowed else "remove it"
         return ConfigError(where, "is not a known field (misspelt?)", f"correct or remove it; {hint}")
     if err.validator == "enum":
-        return ConfigError(field, f"{err.instance!r} is not allowed",
-                           f"use one of {', '.join(map(str, err.validator_value))}")
+        return ConfigError(field, f"{value!r} is not allowed", f"use one of {', '.join(map(str, rule))}")
+    if err.validator == "const":
+        return ConfigError(field, f"{value!r} is not allowed", f"write {rule!r}")
     if err.validator == "type":
-        return ConfigError(field, f"must be of type {err.validator_value}, got {err.instance!r}",
-                           f"write a {err.validator_value}" + (f" ({sub['description']})" if "description" in sub else ""))
-    return ConfigError(field, err.message, sub.get("description", "see workflow/schemas/config.schema.yaml"))
+        return ConfigError(field, f"must be of type {' or '.join(rule) if isinstance(rule, list) else rule}, got {value!r}", type_fix(rule, value))
+    if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        low = sub.get("minimum", sub.get("exclusiveMinimum"))
+        high = sub.get("maximum", sub.get("exclusiveMaximum"))
+        return ConfigError(field, err.message, range_fix(sub.get("type", "number"), low, high,
+                                                         low_open="exclusiveMinimum" in sub,
+                                                         high_open="exclusiveMaximum" in sub))
+    meaning = f" ({sub['description']})" if "description" in sub else ""
+    if err.validator in ("minItems", "minProperties"):
+        what = "item" if err.validator == "minItems" else "entry"
+        return ConfigError(field, f"needs at least {rule} {what}{'s' if rule > 1 else ''}, got {value!r}",
+                           f"give at least {rule} {what}{'' if rule == 1 else 's'}{meaning}")
+    if err.validator in ("maxItems", "maxProperties"):
+        what = "item" if err.validator == "maxItems" else "entry"
+        return ConfigError(field, f"has more than {rule} {what}s: {value!r}", f"give at most {rule}{meaning}")
+    if err.validator == "uniqueItems":
+        repeated = list(dict.fromkeys(v for i, v in enumerate(value) if v in value[:i]))
+        return ConfigError(field, f"repeats {', '.join(map(repr, repeated))}: {value!r}",
+                           f"remove the repeated {', '.join(map(repr, repeated))}; each may appear once")
+    if err.validator == "pattern":
+        fix = f"write {sub['description']}" if "description" in sub else f"write text matching {rule}"
+        return ConfigError(field, f"{value!r} is not allowed", fix)
+    return ConfigError(field, err.message,
+                       f"change it to satisfy `{err.validator}: {rule}` of workflow/schemas/config.schema.yaml")
 
 
 def check(cfg: dict) -> dict:
@@ -78,6 +115,7 @@ def check(cfg: dict) -> dict:
     if errors:
         raise _schema_error(errors[0])
     check_tier_name(cfg)
+    _check_results(cfg)
     _check_environments(cfg)
     for tier_name, t in cfg["tiers"].items():
         for i, env in enumerate(t["envs"]):
@@ -131,6 +169,16 @@ def check_tier_name(cfg: dict) -> None:
     if cfg["tier"] not in cfg["tiers"]:
         raise ConfigError("tier", f"{cfg['tier']!r} is not allowed",
                           f"use one of {', '.join(cfg['tiers'])} (the keys of `tiers`) or add a tier there")
+
+
+def _check_results(cfg: dict) -> None:
+    """`results` may hold `{tier}` and no other placeholder (results_dir formats it)."""
+    try:
+        results_dir(cfg)
+    except (KeyError, IndexError, ValueError) as e:
+        problem = f"has the unknown placeholder {{{e.args[0]}}}" if isinstance(e, KeyError) else f"cannot be formatted ({e})"
+        raise ConfigError("results", f"{cfg['results']!r} {problem}",
+                          "use `{tier}` (the only placeholder, e.g. results/{tier}) or none; write {{ and }} for literal braces") from None
 
 
 def env_entry(cfg: dict, env: str) -> dict:

@@ -111,7 +111,10 @@ def read(path: str | Path, *, kind: str | None = None, spec: EnvSpec | None = No
 def mask(raw_path: str | Path, team_path: str | Path) -> Dataset:
     """Write the team-reward version of a raw dataset: same transitions, team_rewards = sum of
     individual rewards, no individual rewards anywhere in the file."""
-    raw = read(raw_path, kind="raw")
+    raw = read(raw_path)
+    if raw.kind != "raw":
+        raise DatasetError(raw_path, f"is a {raw.kind!r} dataset; masking needs a raw one (with individual rewards)",
+                           "pass --raw results/<tier>/datasets/raw/<env>/<quality>/seed<k>.h5, the file collect writes")
     arrays = {k: v for k, v in raw.arrays.items() if k not in RAW_ONLY}
     arrays["team_rewards"] = team_reward(raw.arrays["individual_rewards"])
     keep = {k: v for k, v in raw.attrs.items() if k not in ("kind", "spec", "checksum", "versions", "n_transitions")}

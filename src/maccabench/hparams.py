@@ -13,7 +13,7 @@ import math
 import typing
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, kind_name, range_fix, type_fix
 
 QUALITIES = ("random", "medium", "medium-replay", "expert")
 
@@ -25,31 +25,36 @@ def hp_field(default=dataclasses.MISSING, *, min=None, max=None, choices: tuple 
 
 def check_value(cls, name: str, value, where: str):
     """The value converted to the field's type, or ConfigError naming `where`."""
+    _check_name(cls, name, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    if name not in fields:
-        raise ConfigError(where, f"is not a hyper-parameter of {cls.__name__}",
-                          f"remove it or use one of {', '.join(sorted(fields))}")
     want, meta = typing.get_type_hints(cls)[name], fields[name].metadata
     ok = {float: isinstance(value, (int, float)) and not isinstance(value, bool),
           int: isinstance(value, int) and not isinstance(value, bool),
           bool: isinstance(value, bool),
           str: isinstance(value, str)}[want]
     if not ok:
-        fix = f"write a {want.__name__}" + (f" ({meta['doc']})" if meta.get("doc") else "")
-        if want is float and isinstance(value, str) and _looks_numeric(value):
-            fix = f"YAML reads {value} as text (an exponent needs a decimal point there): write {float(value):.1e}"
-        raise ConfigError(where, f"must be of type {want.__name__}, got {value!r} ({type(value).__name__})", fix)
+        meaning = f" ({meta['doc']})" if meta.get("doc") else ""
+        raise ConfigError(where, f"must be of type {kind_name(want)}, got {value!r}{meaning}", type_fix(want, value))
     value = want(value)
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise ConfigError(where, f"{value!r} is not allowed", f"use one of {', '.join(map(str, meta['choices']))}")
     if want in (int, float):
+        low, high = meta.get("min"), meta.get("max")
         if not math.isfinite(value):
-            raise ConfigError(where, f"must be finite, got {value!r}", "write a finite number")
-        if meta.get("min") is not None and value < meta["min"]:
-            raise ConfigError(where, f"must be >= {meta['min']}, got {value!r}", "use a value in range")
-        if meta.get("max") is not None and value > meta["max"]:
-            raise ConfigError(where, f"must be <= {meta['max']}, got {value!r}", "use a value in range")
+            raise ConfigError(where, f"must be finite, got {value!r}", range_fix(want, low, high) if
+                              low is not None or high is not None else "write a finite number")
+        if low is not None and value < low:
+            raise ConfigError(where, f"must be >= {low}, got {value!r}", range_fix(want, low, high))
+        if high is not None and value > high:
+            raise ConfigError(where, f"must be <= {high}, got {value!r}", range_fix(want, low, high))
     return value
+
+
+def _check_name(cls, name: str, where: str) -> None:
+    fields = [f.name for f in dataclasses.fields(cls)]
+    if name not in fields:
+        raise ConfigError(where, f"is not a hyper-parameter of {cls.__name__}",
+                          f"remove it or use one of {', '.join(sorted(fields))}")
 
 
 def is_per_quality(value) -> bool:
@@ -66,6 +71,7 @@ def check_section(cls, mapping: dict, where: str) -> None:
     """Check names and types of a config section (values may be per-quality maps)."""
     for name, value in mapping.items():
         if isinstance(value, dict):
+            _check_name(cls, name, f"{where}.{name}")   # a misspelt name, not its first quality
             unknown = [q for q in value if q not in QUALITIES]
             if unknown or not value:
                 raise ConfigError(f"{where}.{name}.{unknown[0]}" if unknown else f"{where}.{name}",
@@ -93,14 +99,6 @@ def parse_hp(cls, hp: dict, where: str):
     for name in missing_fields(cls, out):
         raise ConfigError(f"{where}.{name}", "is missing", f"add `{name}` to its config section")
     return cls(**out)
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 # ---- backbones (src/maccabench/algos/) -----------------------------------------------------------

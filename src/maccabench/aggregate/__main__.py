@@ -10,13 +10,14 @@ and the same table is resolved from the config file:
 from __future__ import annotations
 
 import argparse
-import json
+import inspect
 import sys
 from pathlib import Path
 
 from .. import config as C
 from .. import layout
-from ..errors import MaccabenchError, run_command
+from ..cli import check_writable, job_json, positive_arg
+from ..errors import ArgumentError, MaccabenchError, run_command
 from . import spec
 
 
@@ -29,14 +30,16 @@ def _cfg(args) -> dict:
 
 def _table(args) -> spec.Table:
     if args.job:
-        return spec.Table.from_job(json.loads(args.job))
+        return spec.Table.from_job(job_json(args.job))
     if not args.name:
-        raise MaccabenchError("give --name (a table of the config's `tables:` section) or --job")
+        raise ArgumentError("--name", "is missing", f"give --name <table> (one of {', '.join(spec.table_names(_cfg(args)))}) "
+                            "or the --job a Snakemake rule passes")
     return spec.resolve(_cfg(args), args.name)
 
 
 def cmd_table(args):
     from .tables import build, write
+    check_writable(args.out, "--out", folder=True)
     built = build(_table(args))
     paths = write(built, args.out)
     print(paths["md"].read_text())
@@ -46,10 +49,13 @@ def cmd_table(args):
 
 def cmd_vs_paper(args):
     from .tables import load_paper_values, read_csv, side_by_side, write_side_by_side
+    check_writable(args.out, "--out", folder=True)
     table = _table(args)
     csv = Path(args.csv or Path(args.out) / f"{table.name}.csv")
     if not csv.exists():
-        raise MaccabenchError(f"{csv} does not exist: build the table first (`... table --name {table.name}`)")
+        raise ArgumentError("--csv", f"{csv} does not exist",
+                            f"build the table first (`python -m maccabench.aggregate table --name {table.name} "
+                            f"--out {args.out}`) or pass --csv <file>")
     built = side_by_side(table, read_csv(csv), load_paper_values(args.paper))
     paths = write_side_by_side(built, args.out)
     print(paths["md"].read_text())
@@ -57,19 +63,29 @@ def cmd_vs_paper(args):
 
 def cmd_curves(args):
     from .figures import curves
+    check_writable(args.out, "--out", folder=False)
     for p in curves(_table(args), args.out):
         print(p)
 
 
 def cmd_recovery_scatter(args):
     from .figures import recovery_scatter
+    check_writable(args.out, "--out", folder=False)
     for p in recovery_scatter(_table(args), args.out):
         print(p)
 
 
 def cmd_masks(args):
     from .figures import masks_figure
-    job = json.loads(args.job) if args.job else spec.masks_job(_cfg(args))
+    check_writable(args.out, "--out", folder=False)
+    job = job_json(args.job) if args.job else spec.masks_job(_cfg(args))
+    params = {n: p for n, p in inspect.signature(masks_figure).parameters.items() if n != "png"}
+    fields = list(params)
+    wrong = [k for k in job if k not in params] or \
+        [k for k, p in params.items() if k not in job and p.default is inspect.Parameter.empty]
+    if wrong:
+        raise ArgumentError("--job", f"{'has the unknown key' if wrong[0] in job else 'lacks the key'} {wrong[0]!r}",
+                            f"pass the job the masks rule passes (keys: {', '.join(fields)})")
     for p in masks_figure(png=args.out, **job):
         print(p)
 
@@ -145,7 +161,7 @@ def main(argv=None):
     sp.set_defaults(fn=cmd_status)
 
     sp = common(sub.add_parser("timing", help="where the tier's time goes: benchmark files summed per stage"), job=False)
-    sp.add_argument("--cores", type=int, default=2, help="cores the tier ran on")
+    sp.add_argument("--cores", type=positive_arg, default=2, help="cores the tier ran on")
     sp.set_defaults(fn=cmd_timing)
 
     args = p.parse_args(argv)
