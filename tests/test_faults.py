@@ -20,6 +20,7 @@ from maccabench import layout
 from maccabench.aggregate import spec as tables_spec
 
 from conftest import ROOT, snakemake
+from test_pipeline_datasets import kill_behaviour_and_resume
 
 pytestmark = pytest.mark.slow   # about 6 minutes on one core: Snakemake, torch imports, ~30 CLI runs
 
@@ -143,13 +144,18 @@ def _rows(out: Path) -> int:
         return 0
 
 
+@pytest.fixture(scope="module")
+def long_run(tree, tmp_path_factory) -> tuple[str, Path]:
+    """(job, folder) of the uninterrupted long run that every kill point is compared with."""
+    job, out = _long_job(tree), tmp_path_factory.mktemp("long") / "whole"
+    subprocess.run(_train_cmd(job, out), cwd=ROOT, check=True, capture_output=True)
+    return job, out
+
+
 @pytest.mark.parametrize("when", ["first evaluation", "middle evaluation", "last evaluation", "while writing"])
-def test_killed_training_resumes_to_the_uninterrupted_run(when, tree, tmp_path_factory):
-    base = tmp_path_factory.getbasetemp() / "long_whole"
-    job = _long_job(tree)
-    if not (base / layout.FINAL).exists():   # the uninterrupted run, shared by the four kill points
-        subprocess.run(_train_cmd(job, base), cwd=ROOT, check=True, capture_output=True)
-    out = tmp_path_factory.mktemp("killed") / "run"
+def test_killed_training_resumes_to_the_uninterrupted_run(when, long_run, tmp_path):
+    job, base = long_run
+    out = tmp_path / "run"
     stop = {"first evaluation": lambda: _rows(out) >= 1, "middle evaluation": lambda: _rows(out) >= 4,
             "last evaluation": lambda: _rows(out) >= 7,
             "while writing": lambda: _rows(out) >= 2 and any(out.glob(".*.partial"))}[when]
@@ -163,6 +169,11 @@ def test_killed_training_resumes_to_the_uninterrupted_run(when, tree, tmp_path_f
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same_run(base, out)
     assert not list(out.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("resume_points", [2, 4])   # the first: test_pipeline_datasets
+def test_killed_behaviour_learning_resumes_to_the_uninterrupted_run(resume_points, tmp_path, cfg):
+    kill_behaviour_and_resume(tmp_path, cfg, resume_points)
 
 
 # ---- 3. corrupted and truncated files, each read through the real CLI -------------------------

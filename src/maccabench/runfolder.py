@@ -14,6 +14,7 @@ the file instead of a wrong number in a table. File names and folders: maccabenc
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -136,6 +137,10 @@ def read_config(folder: str | Path) -> dict:
         raise RunError(path, f"is not valid YAML (truncated or corrupted: {e})") from None
     if not isinstance(job, dict):
         raise RunError(path, f"holds a {type(job).__name__}, not the mapping of a training job")
+    from .jobs import TrainJob   # a file cut short can still parse, without its last keys
+    missing = [f.name for f in dataclasses.fields(TrainJob) if f.init and f.name not in job]
+    if missing:
+        raise RunError(path, f"lacks {', '.join(missing)} (truncated, or not written by this pipeline's training stage)")
     return job
 
 
