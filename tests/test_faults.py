@@ -260,7 +260,8 @@ def test_damaged_checkpoint_or_run_config_starts_over(damage, tree, work):
     assert_same_run(tree / OMAR, run)
     DAMAGE[damage](run / layout.RUN_CONFIG)   # finished run, unreadable record of its job
     r = _train(work, run)
-    assert r.returncode == 0 and "starting over" in r.stdout and str(run / layout.RUN_CONFIG) in r.stdout, r.stdout
+    assert r.returncode == 0 and f"{run / layout.RUN_CONFIG}: " in r.stdout and "running the job again" in r.stdout, \
+        r.stdout[-2000:] + r.stderr[-2000:]
     assert_same_run(tree / OMAR, run)
 
 

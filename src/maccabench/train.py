@@ -97,7 +97,7 @@ def _recorded_job(out: Path) -> dict | None:
     try:
         recorded = read_config(out)
     except RunError as e:   # config.yaml is rewritten by every (re)start: an unreadable one is no record
-        print(f"{e}; starting over", flush=True)
+        print(f"{e}; running the job again (from ckpt.pt where it is this job's)", flush=True)
         return None
     return {k: v for k, v in recorded.items() if k not in ("device", "threads")}
 
