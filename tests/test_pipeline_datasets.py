@@ -63,6 +63,12 @@ def test_killed_behaviour_job_leaves_no_finished_output(tmp_path):
 def test_killed_behaviour_job_resumes_to_the_same_result(tmp_path, cfg):
     """SIGKILL after the first resume point, rerun: the learning curve, returns and policies equal
     those of an uninterrupted run (what a SLURM retry after preemption relies on)."""
+    kill_behaviour_and_resume(tmp_path, cfg, resume_points=1)
+
+
+def kill_behaviour_and_resume(tmp_path, cfg, resume_points: int) -> None:
+    """Smoke CN behaviour job (3,000 env steps, a resume point at every evaluation, five in all),
+    SIGKILLed once `resume_points` of them were written, rerun; asserts it ends as an uninterrupted run."""
     import pandas as pd
     import torch
     cfg["tier"] = "smoke"
@@ -71,13 +77,18 @@ def test_killed_behaviour_job_resumes_to_the_same_result(tmp_path, cfg):
     cmd = lambda out: [sys.executable, "-m", "maccabench", "behavior", "--env", "cn", "--job", json.dumps(job),
                        "--out", str(out), "--no-progress"]
     subprocess.run(cmd(tmp_path / "whole"), cwd=ROOT, check=True, capture_output=True)
+    resume = tmp_path / "killed/resume.pt"
     p = subprocess.Popen(cmd(tmp_path / "killed"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (tmp_path / "killed/resume.pt").exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.05)
+    deadline, seen = time.time() + 120, set()
+    while len(seen) < resume_points and time.time() < deadline and p.poll() is None:
+        try:
+            seen.add(resume.stat().st_mtime_ns)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    assert (tmp_path / "killed/resume.pt").exists() and not (tmp_path / "killed/summary.json").exists()
+    assert resume.exists() and not (tmp_path / "killed/summary.json").exists()
     r = subprocess.run(cmd(tmp_path / "killed"), cwd=ROOT, check=True, capture_output=True, text=True)
     assert "resumed from" in r.stdout
     a, b = (pd.read_csv(tmp_path / d / "curve.csv").drop(columns="wall_s") for d in ("whole", "killed"))
@@ -88,4 +99,4 @@ def test_killed_behaviour_job_resumes_to_the_same_result(tmp_path, cfg):
     for q in pa["actors"]:
         for k in pa["actors"][q]:
             assert torch.equal(pa["actors"][q][k], pb["actors"][q][k])
-    assert not (tmp_path / "killed/resume.pt").exists()
+    assert not resume.exists()

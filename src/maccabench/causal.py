@@ -356,12 +356,12 @@ def reward_recovery(model, raw: Dataset, batch_size: int = 8192) -> dict:
 def recovery_of_run(run_dir, raw_path) -> dict:
     """reward_recovery of a finished run: its reward assigner rebuilt from the run's config.yaml and
     ckpt.pt, evaluated on the raw dataset its team file was masked from (checked by checksum)."""
-    import yaml
     from pathlib import Path
 
     from .envs import spec_of
+    from .runfolder import RunError, read_config
     run_dir = Path(run_dir)
-    job = yaml.safe_load((run_dir / "config.yaml").read_text())
+    job = read_config(run_dir)
     entry = ASSIGNERS[job["rewards"]]
     spec = spec_of(job["env"])
     team = read(job["dataset"], kind="team", spec=spec)
@@ -375,5 +375,11 @@ def recovery_of_run(run_dir, raw_path) -> dict:
     device = torch.device("cpu")
     config = parse_hp(entry.config, job["rewards_hp"], "rewards_hp")
     assigner = make_assigner(job["rewards"], RewardContext(spec, config, device, job["seed"], team, job.get("raw_dataset")))
-    assigner.load_state_dict(torch.load(run_dir / "ckpt.pt", map_location=device, weights_only=False)["assigner"])
+    ckpt_path = run_dir / "ckpt.pt"
+    try:
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)["assigner"]
+    except Exception as e:   # missing, truncated or corrupted; the run itself may be fine
+        raise RunError(ckpt_path, f"cannot be read ({type(e).__name__}: {e}); reward recovery needs the trained model",
+                       "rerun the training job, which rewrites it (snakemake ... --forcerun=train)") from None
+    assigner.load_state_dict(state)
     return reward_recovery(assigner, raw)

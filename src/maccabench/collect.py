@@ -11,21 +11,44 @@ from . import data
 from .behavior.checkpoints import undefined_score_reason
 from .envs import make_team_env, spec_of
 from .envs.base import team_reward
-from .policies import load_policies
+from .policies import BehaviorFileError, load_policies
 from .rollout import run_episodes, stack_episodes
 
 COLLECT_SEED_OFFSET = 30_000
 
 
+def _read_summary(path: Path) -> dict:
+    if not path.exists():
+        raise BehaviorFileError(path, "does not exist (the behaviour stage has not finished there)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BehaviorFileError(path, f"is not valid JSON ({e})") from None
+
+
+def _read_replay(path: Path) -> dict[str, np.ndarray]:
+    """The medium-replay transitions; every array is read here, so a damaged file fails now."""
+    if not path.exists():
+        raise BehaviorFileError(path, "does not exist")
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:   # zipfile.BadZipFile, EOFError, ValueError, zlib.error, ...: all mean damaged
+        raise BehaviorFileError(path, f"cannot be read as a replay file (truncated or corrupted: "
+                                      f"{type(e).__name__}: {e})") from None
+    if "individual_rewards" not in arrays:
+        raise BehaviorFileError(path, f"has no individual_rewards array (it has {', '.join(sorted(arrays))})")
+    return arrays
+
+
 def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
     """Write the raw dataset of `job` (config.collect_job) from a finished behaviour folder."""
     behavior_dir = Path(behavior_dir)
-    summary = json.loads((behavior_dir / "summary.json").read_text())
+    summary = _read_summary(behavior_dir / "summary.json")
     entry, quality, seed = job["env"], job["quality"], job["seed"]
     t0 = time.time()
     if quality == "medium-replay":   # the behaviour learner's replay buffer up to the medium checkpoint
-        with np.load(behavior_dir / "replay_medium.npz") as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = _read_replay(behavior_dir / "replay_medium.npz")
         arrays["team_rewards"] = team_reward(arrays["individual_rewards"])
         spec, env_steps_per_s = spec_of(entry), None
     else:

@@ -14,9 +14,19 @@ import numpy as np
 import torch
 
 from .envs.base import Game, Policy, action_mask, split_agents
+from .errors import MaccabenchError
 from .io import atomic_path
 from .nets import AgentMLP
 from .rollout import actor_policy
+
+
+class BehaviorFileError(MaccabenchError):
+    """A file of a behaviour folder that is missing or unreadable; the fix regenerates the folder."""
+
+    def __init__(self, path, problem: str, fix: str = "delete the behaviour folder and rerun the pipeline "
+                                                       "(snakemake behavior_policies) to regenerate it"):
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}. Fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -66,12 +76,21 @@ def save_policies(path: str | Path, layout: AgentLayout, hidden: int, entry: dic
 
 def load_policies(path: str | Path, quality: str) -> tuple[Policy, Policy | None]:
     """(team policy of `quality`, the frozen opponents' policy or None where there are none)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    layout = AgentLayout(ckpt["agents"], ckpt["obs_dims"], ckpt["action_dims"], ckpt["team"])
+    if not Path(path).exists():
+        raise BehaviorFileError(path, "does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        layout = AgentLayout(ckpt["agents"], ckpt["obs_dims"], ckpt["action_dims"], ckpt["team"])
+        actors, hidden = ckpt["actors"], ckpt["hidden"]
+    except Exception as e:   # torch.load raises whatever its unpickler meets in a damaged file
+        raise BehaviorFileError(path, f"cannot be read as a policies file (truncated or corrupted: "
+                                      f"{type(e).__name__}: {e})") from None
+    if quality not in actors or "expert" not in actors:
+        raise BehaviorFileError(path, f"holds no {quality!r} actor (it has {', '.join(sorted(actors))})")
 
     def actor(q: str) -> AgentMLP:
-        m = layout.actor(ckpt["hidden"])
-        m.load_state_dict(ckpt["actors"][q])
+        m = layout.actor(hidden)
+        m.load_state_dict(actors[q])
         return m
     # built in this order, the opponents' actor only where there are opponents: each build
     # consumes torch's RNG, and the offline loop loads the opponents after seeding it

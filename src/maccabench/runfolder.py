@@ -16,6 +16,7 @@ the file instead of a wrong number in a table. File names and folders: maccabenc
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -121,10 +122,35 @@ def write_final(folder: str | Path, final: dict) -> Path:
 # ---- reading ----------------------------------------------------------------------------------
 
 def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise RunError(path, "does not exist")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunError(path, f"is not valid JSON ({e})") from None
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(path, f"is not valid JSON (truncated or corrupted: {e})") from None
+    if not isinstance(obj, dict):
+        raise RunError(path, f"holds a {type(obj).__name__}, not a JSON object")
+    return obj
+
+
+def read_config(folder: str | Path) -> dict:
+    """config.yaml of a run folder: the resolved job it was trained with (a mapping)."""
+    import yaml
+
+    path = Path(folder) / layout.RUN_CONFIG
+    if not path.exists():
+        raise RunError(path, "does not exist")
+    try:
+        job = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise RunError(path, f"is not valid YAML (truncated or corrupted: {e})") from None
+    if not isinstance(job, dict):
+        raise RunError(path, f"holds a {type(job).__name__}, not the mapping of a training job")
+    from .jobs import TrainJob   # a file cut short can still parse, without its last keys
+    missing = [f.name for f in dataclasses.fields(TrainJob) if f.init and f.name not in job]
+    if missing:
+        raise RunError(path, f"lacks {', '.join(missing)} (truncated, or not written by this pipeline's training stage)")
+    return job
 
 
 def read_final(folder: str | Path, *, env: str, quality: str, algo: str, seed: int, tier: str) -> dict:
@@ -143,6 +169,8 @@ def read_final(folder: str | Path, *, env: str, quality: str, algo: str, seed: i
         raise RunError(path, f"was produced by tier {final['tier']!r}, not {tier!r}",
                        "results of one tier never stand in for another's; delete it and rerun")
     for which in TABLE_SCORES:
+        if not isinstance(final[which], dict):
+            raise RunError(path, f"`{which}` is not a mapping")
         gone = [k for k in POINT_KEYS if k not in final[which]]
         if gone:
             raise RunError(path, f"`{which}` lacks {', '.join(gone)}")
@@ -160,12 +188,24 @@ def read_metrics(folder: str | Path):
     path = Path(folder) / layout.METRICS
     if not path.exists():
         raise RunError(path, "is missing although final.json exists")
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise RunError(path, f"cannot be read as CSV (truncated or corrupted: {e})") from None
     missing = [c for c in FIXED_COLUMNS if c not in df.columns]
     if missing:
         raise RunError(path, f"lacks the columns {', '.join(missing)} of the run-folder contract")
     if df.empty:
         raise RunError(path, "has no evaluation rows")
+    # a file cut short parses as rows with empty cells, or without the last rows: both are damage
+    written = [c for c in FIXED_COLUMNS[:5] if not pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().any()]
+    if written:
+        raise RunError(path, f"has empty or non-numeric cells in {', '.join(written)} (truncated or corrupted)")
+    final_path = path.parent / layout.FINAL
+    if final_path.exists():
+        last = _read_json(final_path).get("updates")
+        if last is not None and df["updates"].max() != last:
+            raise RunError(path, f"ends at update {df['updates'].max()} but {final_path} at {last} (truncated)")
     return df.sort_values("updates", kind="stable").reset_index(drop=True)
 
 
@@ -174,8 +214,11 @@ def read_masks(folder: str | Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise RunError(path, "is missing: Figure 4 needs mask snapshots, which only MACCA runs write",
                        "point `tables.figures.masks.algo` at a MACCA algorithm, or rerun the run")
-    with np.load(path) as z:
-        out = {k: z[k] for k in z.files}
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in z.files}
+    except Exception as e:   # zipfile.BadZipFile, EOFError, ValueError, zlib.error, ...: all mean damaged
+        raise RunError(path, f"cannot be read as .npz (truncated or corrupted: {type(e).__name__}: {e})") from None
     for k in MASK_ARRAYS:
         if k not in out:
             raise RunError(path, f"has no array {k!r}")

@@ -40,7 +40,8 @@ from .nets import device as default_device
 from .registry import ASSIGNERS, BACKBONES
 from .rewards import RewardContext, make_assigner
 from .rollout import evaluate
-from .runfolder import DERIVED_FILES, SCORE_UNDEFINED, final_record, normalized_score, write_final, write_masks, write_metrics
+from .runfolder import (DERIVED_FILES, SCORE_UNDEFINED, RunError, final_record, normalized_score, read_config,
+                        write_final, write_masks, write_metrics)
 
 EVAL_SEED_OFFSET = 40_000   # offline evaluation episodes: seeds behaviour (10k, 20k) and collection (30k) never use
 PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
@@ -94,8 +95,9 @@ def training_step(assigner, backbone, batch: dict[str, torch.Tensor]) -> dict:
 def _recorded_job(out: Path) -> dict | None:
     """The job a run folder's config.yaml records (without what the machine added), if any."""
     try:
-        recorded = yaml.safe_load((out / layout.RUN_CONFIG).read_text())
-    except FileNotFoundError:
+        recorded = read_config(out)
+    except RunError as e:   # config.yaml is rewritten by every (re)start: an unreadable one is no record
+        print(f"{e}; running the job again (from ckpt.pt where it is this job's)", flush=True)
         return None
     return {k: v for k, v in recorded.items() if k not in ("device", "threads")}
 

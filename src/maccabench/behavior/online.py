@@ -133,8 +133,12 @@ class OnlineRun:
     def _saved_resume_point(self) -> dict | None:
         if not self.resume_path.exists():
             return None
-        saved = torch.load(self.resume_path, weights_only=False)
-        if saved["job"] != self.job_key:
+        try:
+            saved = torch.load(self.resume_path, weights_only=False)
+        except Exception as e:   # truncated or corrupted: a resume point is a cache, never a result
+            print(f"{self.resume_path} cannot be read ({type(e).__name__}: {e}); starting over", flush=True)
+            return None
+        if not isinstance(saved, dict) or saved.get("job") != self.job_key:
             print(f"{self.resume_path}: made by a different job; starting over", flush=True)
             return None
         return saved
