@@ -236,8 +236,9 @@ def test_recovery_of_a_run_rebuilds_its_model_from_config_and_checkpoint(tmp_pat
         model.update({k: v[torch.as_tensor(g.integers(0, T, 64))] for k, v in tensors.items()})
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(yaml.safe_dump({"env": entry, "dataset": str(tmp_path / "team.h5"), "rewards": "causal",
-                                                     "rewards_hp": {**PIPELINE, **SMALL}, "seed": 0}))
+    job = C.train_job({**cfg, "tier": "smoke"}, "cn", "expert", "macca-omar", 0).to_dict()   # a whole job, as train writes it
+    job.update(env=entry, dataset=str(tmp_path / "team.h5"), rewards_hp={**PIPELINE, **SMALL}, seed=0)
+    (run / "config.yaml").write_text(yaml.safe_dump(job))
     torch.save({"assigner": model.state_dict()}, run / "ckpt.pt")
     recovered = recovery_of_run(run, tmp_path / "raw0.h5")
     assert recovered == reward_recovery(model, data.read(tmp_path / "raw0.h5"))

@@ -6,7 +6,6 @@ for the exit code. Every case fails before any data is read or model built, so t
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -8,7 +8,7 @@ import pytest
 from maccabench import config as C
 from maccabench.envs import make_team_env, spec_of
 
-TASKS = {"cn": "simple_spread_v3", "pp": "simple_tag_v3", "world": "simple_world_comm_v3"}
+TASKS = {"cn-mpe2": "simple_spread_v3", "pp-mpe2": "simple_tag_v3", "world-mpe2": "simple_world_comm_v3"}
 
 
 @pytest.mark.parametrize("env", list(TASKS))
@@ -24,7 +24,7 @@ def test_spec_matches_mpe2_spaces(cfg, env):
 
 
 def test_world_leader_has_wider_actions(cfg):
-    spec = spec_of(C.env_entry(cfg, "world"))
+    spec = spec_of(C.env_entry(cfg, "world-mpe2"))
     assert spec.action_dims == (9, 5, 5, 5)
     assert spec.action_mask().sum(axis=1).tolist() == [9, 5, 5, 5]
 

@@ -110,17 +110,20 @@ def test_untouched_copy_is_up_to_date(work):
 
 
 def test_changed_hyperparameter_retrains(tree, work, tmp_path):
+    """A changed hyper-parameter retrains the run. Snakemake sees a params change through the metadata
+    it records when it runs a job (a copied tree has none), so the run is first trained here once."""
+    target = str(work / OMAR / layout.FINAL)
+    first = snakemake(target, "--forcerun=train", results=work.parent)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     extra = tmp_path / "extra.yaml"
     extra.write_text("backbones:\n  omar:\n    actor_l2: 0.5\n")
-    r = snakemake(*targets(work), "--configfile", str(ROOT / "config/config.yaml"), str(extra), results=work.parent)
+    r = snakemake(target, "--configfile", str(ROOT / "config/config.yaml"), str(extra), results=work.parent)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for run in RUNS:
-        recorded = yaml.safe_load((work / run / layout.RUN_CONFIG).read_text())
-        assert recorded["backbone_hp"]["actor_l2"] == 0.5
-        old, new = (pd.read_csv(d / run / layout.METRICS) for d in (tree, work))
-        losses = [c for c in old.columns if c.startswith("losses/")]
-        assert not old[losses].iloc[1:].equals(new[losses].iloc[1:])   # trained again, on the new value
-    assert not (work / MACCA / layout.RECOVERY).exists()
+    recorded = yaml.safe_load((work / OMAR / layout.RUN_CONFIG).read_text())
+    assert recorded["backbone_hp"]["actor_l2"] == 0.5
+    old, new = (pd.read_csv(d / OMAR / layout.METRICS) for d in (tree, work))
+    losses = [c for c in old.columns if c.startswith("losses/")]
+    assert not old[losses].iloc[1:].equals(new[losses].iloc[1:])   # trained again, on the new value
 
 
 # ---- 2. kills during training ----------------------------------------------------------------

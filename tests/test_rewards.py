@@ -3,7 +3,6 @@ DESIGN.md "Controls"): R / N for every agent, a credit-free random split of R, a
 rewards times N, each built as the training loop builds it (registry -> RewardContext)."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 

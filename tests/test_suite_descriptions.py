@@ -50,7 +50,7 @@ def test_configured_environments_have_the_described_agents(cfg):
 
 
 def test_an_unknown_task_arg_is_named_before_mpe2_sees_it(cfg):
-    cfg["environments"]["pp"]["task_args"]["num_prey"] = 2
+    cfg["environments"]["pp"].setdefault("task_args", {})["num_prey"] = 2
     with pytest.raises(ConfigError) as e:
         C.check(cfg)
     assert e.value.field == "environments.pp.task_args.num_prey" and "num_good" in str(e.value)

@@ -96,7 +96,7 @@ def test_rerun_has_nothing_to_do(smoke):
 def test_same_job_and_seed_give_the_same_metrics(smoke, tmp_path, algo):
     """Rerunning the job recorded in a Snakemake run folder reproduces its metrics exactly; another
     training seed does not."""
-    run = smoke / f"runs/world/medium/{algo}/seed0"
+    run = smoke / f"runs/pp/medium/{algo}/seed0"
     job = job_of(run)
     train(job, tmp_path / "again", progress=False, threads=1)
     assert metrics(tmp_path / "again/metrics.csv") == metrics(run / "metrics.csv")
@@ -106,11 +106,11 @@ def test_same_job_and_seed_give_the_same_metrics(smoke, tmp_path, algo):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_metrics_of_an_uninterrupted_one(smoke, tmp_path):
-    job = dataclasses.replace(job_of(smoke / "runs/world/expert/omar/seed0"), updates=300, eval_every=20)
+    job = dataclasses.replace(job_of(smoke / "runs/pp/expert/omar/seed0"), updates=300, eval_every=20)
     train(job, tmp_path / "whole", progress=False, threads=1)
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "maccabench", "train", "--env", "world", "--quality", "expert", "--algo", "omar",
+    cmd = [sys.executable, "-m", "maccabench", "train", "--env", "pp", "--quality", "expert", "--algo", "omar",
            "--job", job.to_json(), "--out", str(out), "--threads", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300

@@ -14,26 +14,24 @@ from .errors import ArgumentError, run_command
 
 # ---- arguments checked before any data is read or model built --------------------------------
 
-def seed_arg(text: str) -> int:
-    """argparse type of a seed: a whole number >= 0 (numpy's seeding rejects negative ones)."""
+def _whole_number(text: str, minimum: int, fix: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number. Fix: give a seed >= 0 (0, 1, 2, ...)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative. Fix: give a seed >= 0 (0, 1, 2, ...)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number. Fix: {fix}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is less than {minimum}. Fix: {fix}")
     return value
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of a seed: a whole number >= 0 (numpy's seeding rejects negative ones)."""
+    return _whole_number(text, 0, "give a seed >= 0 (0, 1, 2, ...)")
 
 
 def positive_arg(text: str) -> int:
     """argparse type of a count (threads, cores): a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number. Fix: give 1 or more") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1. Fix: give 1 or more")
-    return value
+    return _whole_number(text, 1, "give 1 or more")
 
 
 def check_writable(path, argument: str, *, folder: bool) -> None:
