@@ -65,7 +65,8 @@ def test_report_target_builds_every_table_and_figure(built):
             assert (results / "tables" / f"{t.name}.{ext}").stat().st_size > 0
             if t.paper:
                 assert (results / "tables" / f"{t.name}_vs_paper.{ext}").stat().st_size > 0
-    for name in ["figure4_masks", "recovery_scatter"] + [f"curves_{t.name}" for t in tables if t.name != "recovery"]:
+    curves = [f"curves_{t.name}" for t in tables if t.name in cfg["tables"]["figures"]["curves"]]
+    for name in ["figure4_masks", "recovery_scatter"] + curves:
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 0, name
     page = (results / "report.html").read_text()
@@ -105,7 +106,8 @@ def test_report_renders_in_chromium_with_every_table_and_figure(built, tmp_path)
     assert log["errors"] == []
     assert {"Tables", "Tables vs paper", "Figures"} <= set(log["menu"])
     subs = {c["category"]: set(c["subcategories"]) for c in log["categories"]}
-    assert subs["Tables"] == {"Main results", "Ablations", "Reward recovery"}
+    assert subs["Tables"] == {"Main results", "Ablations", "Reward recovery", "Anchor (OMAR's published numbers)",
+                              "Hyper-parameters used"}
     assert subs["Figures"] == {"Learning curves", "Figure 4: causal structure", "Reward recovery"}
 
     shown = {(r["category"], r["labels"][0]): r for r in log["results"]}

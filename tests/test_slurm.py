@@ -197,12 +197,15 @@ def runs(tmp_path_factory, base_config):
 # ---- what Snakemake says it did ------------------------------------------------------------------
 
 JOB_BLOCK = re.compile(r"^(local)?rule (\w+):\n((?:    .*\n)*)", re.M)
+# a failed job's log, printed by `show-failed-logs` (profiles/default): a SLURM job's log holds the
+# remote Snakemake's own "localrule <rule>:" block, which is not a job of this run
+PRINTED_LOG = re.compile(r"^Logfile .*:\n={80}\n.*?^={80}\n", re.M | re.S)
 
 
 def jobs_in_log(stdout: str) -> tuple[set[str], set[str]]:
     """(comments SLURM should carry for the remote jobs, names of rules run locally)."""
     remote, local = set(), set()
-    for m in JOB_BLOCK.finditer(stdout):
+    for m in JOB_BLOCK.finditer(PRINTED_LOG.sub("", stdout)):
         is_local, rule, body = m.group(1), m.group(2), m.group(3)
         if is_local:
             local.add(rule)
