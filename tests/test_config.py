@@ -22,7 +22,7 @@ def test_project_config_is_valid(cfg):
     (lambda c: c["tiers"]["quick"]["envs"].append("hopper"), "tiers.quick.envs[3]", "unknown env 'hopper'"),
     (lambda c: c["environments"]["cn"].update(suite="mujoco"), "environments.cn.suite", "unknown suite 'mujoco'"),
     (lambda c: c["environments"]["cn"].update(task="simple_sprad_v3"), "environments.cn.task", "unknown task"),
-    (lambda c: c["tiers"]["smoke"]["qualities"].append("superb"), "tiers.smoke.qualities.4", "'superb' is not allowed"),
+    (lambda c: c["tiers"]["smoke"]["qualities"].insert(0, "superb"), "tiers.smoke.qualities.0", "'superb' is not allowed"),
     (lambda c: c["environments"]["pp"].pop("team"), "environments.pp.team", "is missing"),
     (lambda c: c["tiers"]["quick"].update(dataset_transitions="100k"), "tiers.quick.dataset_transitions",
      "must be of type integer"),
