@@ -121,16 +121,21 @@ def write_final(folder: str | Path, final: dict) -> Path:
 
 # ---- reading ----------------------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
+def _read_mapping(path: Path, load, errors: tuple, fmt: str, what: str) -> dict:
+    """A run-folder file that must parse (`load`) into a mapping, or RunError naming it."""
     if not path.exists():
         raise RunError(path, "does not exist")
     try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(path, f"is not valid JSON (truncated or corrupted: {e})") from None
+        obj = load(path.read_text())
+    except (*errors, UnicodeDecodeError) as e:
+        raise RunError(path, f"is not valid {fmt} (truncated or corrupted: {e})") from None
     if not isinstance(obj, dict):
-        raise RunError(path, f"holds a {type(obj).__name__}, not a JSON object")
+        raise RunError(path, f"holds a {type(obj).__name__}, not {what}")
     return obj
+
+
+def _read_json(path: Path) -> dict:
+    return _read_mapping(path, json.loads, (json.JSONDecodeError,), "JSON", "a JSON object")
 
 
 def read_config(folder: str | Path) -> dict:
@@ -138,14 +143,7 @@ def read_config(folder: str | Path) -> dict:
     import yaml
 
     path = Path(folder) / layout.RUN_CONFIG
-    if not path.exists():
-        raise RunError(path, "does not exist")
-    try:
-        job = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise RunError(path, f"is not valid YAML (truncated or corrupted: {e})") from None
-    if not isinstance(job, dict):
-        raise RunError(path, f"holds a {type(job).__name__}, not the mapping of a training job")
+    job = _read_mapping(path, yaml.safe_load, (yaml.YAMLError,), "YAML", "the mapping of a training job")
     from .jobs import TrainJob   # a file cut short can still parse, without its last keys
     missing = [f.name for f in dataclasses.fields(TrainJob) if f.init and f.name not in job]
     if missing:
