@@ -626,12 +626,13 @@ def test_a_table_envs_entry_must_name_an_env(small_cfg):
 
 def test_smoke_dag_contains_the_anchor_table(tmp_path, base_config):
     """`snakemake -n anchor` at the smoke tier: the anchor table, its side-by-side version and its
-    runs (OMAR and I-CQL on the individual rewards, MA-ICQ, on CN at every quality of the tier)."""
+    runs (OMAR and I-CQL on the individual rewards, with and without OMAR's input BatchNorm, MA-ICQ,
+    on CN at every quality of the tier)."""
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "anchor", "all", "--cores", "1", "--config", "tier=smoke",
                         f"results={tmp_path}/{{tier}}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    for name in ("anchor", "anchor_vs_paper", "table3", "table4"):
+    for name in ("anchor", "anchor_vs_paper", "anchor_bn", "table3", "table4"):
         assert f"smoke/tables/{name}.csv" in r.stdout, name
-    for algo in ("anchor-omar", "anchor-icql", "maicq"):
+    for algo in ("anchor-omar", "anchor-icql", "maicq", "anchor-omar-bn", "anchor-icql-bn"):
         for q in base_config["tiers"]["smoke"]["qualities"]:
             assert f"smoke/runs/cn/{q}/{algo}/seed0/final.json" in r.stdout, (algo, q)

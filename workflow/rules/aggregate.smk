@@ -261,10 +261,11 @@ rule table2:
         lambda w: table_target("table2"),
 
 
-# OMAR's baselines on CN with the hidden individual rewards, beside OMAR's published scores
+# OMAR's baselines on CN with the hidden individual rewards, beside OMAR's published scores, and
+# OMAR's network options on and off (group `anchor`)
 rule anchor:
     input:
-        lambda w: table_target("anchor"),
+        lambda w: group_files("anchor"),
 
 
 # the paper's Tables 3 and 4, regenerated from the config.yaml of the runs
