@@ -163,12 +163,14 @@ def cmd_train(args):
 def cmd_recovery(args):
     from .causal import recovery_of_run
     from .io import write_json
+    from .maskscore import mask_recovery_of_run
+    from .runfolder import recovery_record
     check_writable(args.out, "--out", folder=False)
     fix = "pass the run folder of a finished MACCA run, results/<tier>/runs/<env>/<quality>/<algo>/seed<s>"
     check_exists(args.run, "--run", fix, folder=True)
     for name in (layout.RUN_CONFIG, layout.CHECKPOINT):
         check_exists(Path(args.run) / name, "--run", fix)
-    result = recovery_of_run(args.run, args.raw)
+    result = recovery_record(recovery_of_run(args.run, args.raw), mask_recovery_of_run(args.run))
     write_json(args.out, result)
     print(json.dumps(result, indent=1))
 
