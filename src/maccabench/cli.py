@@ -77,12 +77,14 @@ def job_json(text: str, argument: str = "--job") -> dict:
 
 
 def _job(args, make):
-    """The job dict: the JSON a rule passes, or built from the config file and tier."""
+    """The job dict of a stage (`args.cmd`): the JSON a rule passes, checked for the keys the stage
+    reads, or built from the config file and tier."""
     if args.job:
+        from .jobs import check_stage_job
         job = job_json(args.job)
         if "seed" in job and (not isinstance(job["seed"], int) or isinstance(job["seed"], bool) or job["seed"] < 0):
             raise ArgumentError("--job", f"has seed {job['seed']!r}", "give a seed that is a whole number >= 0")
-        return job
+        return check_stage_job(job, args.cmd)
     cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
     return make(cfg)
 
