@@ -232,7 +232,8 @@ def resolve(cfg: dict, name: str) -> Table:
     if env not in envs:
         raise ConfigError(f"{where}.env", f"unknown env {env!r}", f"use one of {', '.join(envs)}")
     variants = [(str(label), algo) for label, algo in spec["rows"].items()]
-    _check_algos(cfg, f"{where}.rows", [a for _, a in variants])
+    for label, algo in variants:   # name the row, not just the map
+        _check_algos(cfg, f"{where}.rows.{label}", [algo])
     labels = [label for label, _ in variants]
     improvement = [tuple(p) for p in spec.get("improvement", [])]
     for x, y in improvement:
