@@ -192,7 +192,7 @@ CASES = [
     ("table-unknown-env", put("tables.table6.env", "cnn"), "tables.table6.env", "cnn",
      ()),
     ("table-row-unknown-algo", put(("tables", "table7", "rows", "0.1"), "macca-omarr"), "tables.table7.rows.0.1",
-     "macca-omarr", todo("aggregate.spec.resolve names `tables.table7.rows`, not the row `rows.0.1`")),
+     "macca-omarr", ()),
     ("table-quality-not-allowed", put("tables.table7.quality", "good"), "tables.table7.quality", "", ()),
     ("table-missing-title", drop("tables.table1.title"), "tables.table1.title", "", ()),
     ("table-bootstrap-confidence", put("tables.bootstrap.confidence", 1.5), "tables.bootstrap.confidence", "", ()),

@@ -6,6 +6,8 @@ for the exit code. Every case fails before any data is read or model built, so t
 """
 from __future__ import annotations
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -40,9 +42,25 @@ def where(tmp_path_factory):
                   episode_starts=np.eye(1, T, dtype=bool)[0])
     data.write(tmp / "team.h5", arrays, spec_of(entry), "team", S_random=0.0, S_expert=1.0)
     (tmp / "behavior").mkdir()
+    behavior_job, collect_job = C.behavior_job(cfg, "cn", 0), C.collect_job(cfg, "cn", "expert", 0)
+
+    def without(job: dict, dotted: str) -> str:
+        job = copy.deepcopy(job)
+        *parents, last = dotted.split(".")
+        part = job
+        for p in parents:
+            part = part[p]
+        del part[last]
+        return json.dumps(job)
     return {"file": str(tmp / "a_file"), "missing": str(tmp / "missing"), "team": str(tmp / "team.h5"),
             "behavior": str(tmp / "behavior"), "job": C.train_job(cfg, "cn", "expert", "omar", 0).to_json(),
-            "tmp": str(tmp)}
+            "tmp": str(tmp),
+            "behavior_job_no_env_steps": without(behavior_job, "env_steps"),
+            "behavior_job_no_num_envs": without(behavior_job, "behavior.num_envs"),
+            "behavior_job_env_no_suite": without(behavior_job, "env.suite"),
+            "collect_job_no_noise": without(collect_job, "noise"),
+            "collect_job_no_quality": without(collect_job, "quality"),
+            "collect_job_env_no_team": without(collect_job, "env.team")}
 
 
 TRAIN = ["train", "--env", "cn", "--quality", "expert", "--algo", "omar", "--no-progress"]
@@ -63,6 +81,19 @@ CASES = [
      "not valid JSON"),
     ("behavior-job-negative-seed", ["behavior", "--env", "cn", "--job", '{{"seed": -1}}', "--out", "{tmp}/b"],
      "--job", ">= 0"),
+    # a --job that lacks a key its stage reads (the behaviour and collection jobs are plain dicts)
+    ("behavior-job-missing-key", ["behavior", "--env", "cn", "--job", "{behavior_job_no_env_steps}", "--out", "{tmp}/b"],
+     "--job.env_steps", "is missing"),
+    ("behavior-job-missing-hyperparameter", ["behavior", "--env", "cn", "--job", "{behavior_job_no_num_envs}",
+                                             "--out", "{tmp}/b"], "--job.behavior.num_envs", "config.behavior_job"),
+    ("behavior-job-env-missing-suite", ["behavior", "--env", "cn", "--job", "{behavior_job_env_no_suite}",
+                                        "--out", "{tmp}/b"], "--job.env.suite", "is missing"),
+    ("collect-job-missing-key", COLLECT + ["--job", "{collect_job_no_noise}", "--behavior", "{behavior}",
+                                           "--out", "{tmp}/c.h5"], "--job.noise", "config.collect_job"),
+    ("collect-job-missing-quality", COLLECT + ["--job", "{collect_job_no_quality}", "--behavior", "{behavior}",
+                                               "--out", "{tmp}/c.h5"], "--job.quality", "is missing"),
+    ("collect-job-env-missing-team", COLLECT + ["--job", "{collect_job_env_no_team}", "--behavior", "{behavior}",
+                                                "--out", "{tmp}/c.h5"], "--job.env.team", "is missing"),
     ("collect-behavior-missing", COLLECT + ["--behavior", "{missing}", "--out", "{tmp}/c.h5"], "--behavior",
      "does not exist"),
     ("collect-behavior-without-policies", COLLECT + ["--behavior", "{behavior}", "--out", "{tmp}/c.h5"],
@@ -148,3 +179,12 @@ def test_exit_code_in_a_real_process(where):
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and "datasets/raw/" in r.stderr and "Fix:" in r.stderr, r.stderr
+
+
+def test_stage_job_keys_are_the_keys_config_writes():
+    """jobs.STAGE_JOB_KEYS (what `--job` is checked against) is what config.behavior_job and
+    config.collect_job build, so the check neither misses a key nor asks for one that is gone."""
+    from maccabench.jobs import STAGE_JOB_KEYS
+    cfg = C.load(CONFIG, {"tier": "smoke"})
+    assert set(STAGE_JOB_KEYS["behavior"]) == set(C.behavior_job(cfg, "cn", 0))
+    assert set(STAGE_JOB_KEYS["collect"]) == set(C.collect_job(cfg, "cn", "expert", 0))

@@ -77,12 +77,14 @@ def job_json(text: str, argument: str = "--job") -> dict:
 
 
 def _job(args, make):
-    """The job dict: the JSON a rule passes, or built from the config file and tier."""
+    """The job dict of a stage (`args.cmd`): the JSON a rule passes, checked for the keys the stage
+    reads, or built from the config file and tier."""
     if args.job:
+        from .jobs import check_stage_job
         job = job_json(args.job)
         if "seed" in job and (not isinstance(job["seed"], int) or isinstance(job["seed"], bool) or job["seed"] < 0):
             raise ArgumentError("--job", f"has seed {job['seed']!r}", "give a seed that is a whole number >= 0")
-        return job
+        return check_stage_job(job, args.cmd)
     cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
     return make(cfg)
 
@@ -163,12 +165,14 @@ def cmd_train(args):
 def cmd_recovery(args):
     from .causal import recovery_of_run
     from .io import write_json
+    from .maskscore import mask_recovery_of_run
+    from .runfolder import recovery_record
     check_writable(args.out, "--out", folder=False)
     fix = "pass the run folder of a finished MACCA run, results/<tier>/runs/<env>/<quality>/<algo>/seed<s>"
     check_exists(args.run, "--run", fix, folder=True)
     for name in (layout.RUN_CONFIG, layout.CHECKPOINT):
         check_exists(Path(args.run) / name, "--run", fix)
-    result = recovery_of_run(args.run, args.raw)
+    result = recovery_record(recovery_of_run(args.run, args.raw), mask_recovery_of_run(args.run))
     write_json(args.out, result)
     print(json.dumps(result, indent=1))
 

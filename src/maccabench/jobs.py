@@ -1,5 +1,7 @@
 """The typed training job: everything one training run needs, resolved from the configuration by
-`config.train_job` and checked once, when it is built. Torch-free.
+`config.train_job` and checked once, when it is built. Torch-free. The behaviour and collection
+jobs stay plain dicts (`config.behavior_job`, `config.collect_job`); `check_stage_job` checks
+the keys of one a rule passes.
 
 A rule passes the job to the CLI as JSON (`to_json`); the CLI parses it back (`from_json`) at its
 boundary, and from there on the training loop, the backbone and the reward assigner read typed
@@ -108,3 +110,35 @@ class TrainJob:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---- the plain-dict jobs of the behaviour and collection stages -------------------------------
+
+# top-level keys of config.behavior_job and config.collect_job (tests/test_cli_errors.py keeps them equal)
+STAGE_JOB_KEYS = {
+    "behavior": ("env", "seed", "behavior", "env_steps", "start_steps", "update_every", "eval_every",
+                 "eval_episodes", "reference_episodes"),
+    "collect": ("env", "quality", "seed", "transitions", "noise", "num_envs"),
+}
+
+
+def check_stage_job(job: dict, stage: str) -> dict:
+    """A `behavior` or `collect` job from `--job` with every key its stage reads, or ConfigError
+    naming the first missing one: top-level keys, the env entry's (config.env_entry: the
+    schema's required keys and `name`) and, for behaviour, the `behavior:` section's."""
+    from .config import schema
+    props = schema()["properties"]
+    fix = f"pass the whole job the `{stage}` rule (config.{stage}_job) writes, or leave --job out and give --config/--tier"
+    nested = {"env": [*props["environments"]["additionalProperties"]["required"], "name"]}
+    if stage == "behavior":
+        nested["behavior"] = props["behavior"]["required"]
+    for key in STAGE_JOB_KEYS[stage]:
+        if key not in job:
+            raise ConfigError(f"--job.{key}", "is missing", fix)
+    for key, needed in nested.items():
+        if not isinstance(job[key], dict):
+            raise ConfigError(f"--job.{key}", f"is a {type(job[key]).__name__}, not a mapping", fix)
+        gone = [k for k in needed if k not in job[key]]
+        if gone:
+            raise ConfigError(f"--job.{key}.{gone[0]}", "is missing", fix)
+    return job

@@ -7,7 +7,10 @@
                   best evaluations as POINT_KEYS, which one tables use (`table_score`), references,
                   and SCORE_UNDEFINED: why normalised scores are None (null where they are defined;
                   absent in folders written before it existed)
-    reward_recovery.json   MACCA runs, written after training by the recovery rule (RECOVERY_KEYS)
+    reward_recovery.json   MACCA runs, written after training by the recovery rule (`recovery_record`):
+                  RECOVERY_KEYS (correlations), and MASK_RECOVERY: the learned masks scored against
+                  the env's true causal masks (maskscore), null where the env declares none
+                  (absent in files written before it existed)
 
 Writers take explicit values (not the training job), readers check every file against the folder
 it sits in, so a run copied to the wrong place or left over from another tier is an error naming
@@ -37,6 +40,7 @@ FINAL_KEYS = ("env", "quality", "algo", "seed", "tier", "metric", "final", "best
 SCORE_UNDEFINED = "normalized_score_undefined"   # final.json (and dataset attribute): reason, or None
 MASK_ARRAYS = ("updates", "s_to_r", "a_to_r")
 RECOVERY_KEYS = ("pearson", "spearman")
+MASK_RECOVERY = "mask_recovery"   # reward_recovery.json: {threshold, updates, s_to_r, a_to_r} or None (no ground truth)
 # written by other rules from a finished run; a run that (re)starts removes them, so none outlives the run it describes
 DERIVED_FILES = (layout.RECOVERY,)
 
@@ -87,6 +91,12 @@ def write_masks(folder: str | Path, snapshots: dict) -> Path:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: np.asarray(snapshots[k]) for k in MASK_ARRAYS})
     return path
+
+
+def recovery_record(correlations: dict, mask_recovery: dict | None) -> dict:
+    """The content of reward_recovery.json: reward correlations (causal.reward_recovery) and mask
+    recovery (maskscore.mask_recovery_of_run; None where the env has no ground-truth masks)."""
+    return {**correlations, MASK_RECOVERY: mask_recovery}
 
 
 def final_record(*, env: str, quality: str, algo: str, seed: int, tier: str, metric: str, table_score: str,
@@ -232,4 +242,13 @@ def read_recovery(folder: str | Path) -> dict:
     for k in RECOVERY_KEYS:
         if not isinstance(recovery.get(k), dict) or "mean" not in recovery[k]:
             raise RunError(path, f"`{k}` must be a mapping with per-agent values and `mean`")
+    masks = recovery.get(MASK_RECOVERY)
+    if masks is not None:
+        from .maskscore import KINDS, MEASURES
+        def scored(kind: str, m: str) -> bool:
+            part = masks.get(kind) if isinstance(masks, dict) else None
+            return isinstance(part, dict) and isinstance(part.get(m), dict) and "mean" in part[m]
+        if not all(scored(kind, m) for kind in KINDS for m in MEASURES):
+            raise RunError(path, f"`{MASK_RECOVERY}` must be null or hold {', '.join(MEASURES)} (each with `mean`) "
+                                 f"for {' and '.join(KINDS)}")
     return recovery

@@ -12,7 +12,9 @@ code. Kinds:
               training time (fractions of the run), cells = score and a mask density (Tables 6, 8).
 - `variants`: one env and quality, rows = variants, columns = final measures (Tables 7, 9-11).
 - `recovery`: rows as `scores`, columns = MACCA algorithms, cells = correlation of the learned
-              per-agent reward with the hidden individual reward (reward_recovery.json).
+              per-agent reward with the hidden individual reward (reward_recovery.json); for envs
+              whose task declares its true causal masks, also precision / recall / F1 of the
+              learned masks (maccabench.maskscore), and "no ground truth" for the other envs.
   `scores` and `recovery` take `envs:` to keep only some of the tier's envs (Table 1: the paper's).
 - `hparams`:  rows = hyper-parameters (label -> field of the runs' config.yaml), columns = the
               qualities (`by_quality`) or one; cells = the values the runs of `envs` x `algos`
@@ -232,7 +234,8 @@ def resolve(cfg: dict, name: str) -> Table:
     if env not in envs:
         raise ConfigError(f"{where}.env", f"unknown env {env!r}", f"use one of {', '.join(envs)}")
     variants = [(str(label), algo) for label, algo in spec["rows"].items()]
-    _check_algos(cfg, f"{where}.rows", [a for _, a in variants])
+    for label, algo in variants:   # name the row, not just the map
+        _check_algos(cfg, f"{where}.rows.{label}", [algo])
     labels = [label for label, _ in variants]
     improvement = [tuple(p) for p in spec.get("improvement", [])]
     for x, y in improvement:

@@ -28,6 +28,8 @@ from .. import layout
 from ..hparams import QUALITIES
 from ..errors import MaccabenchError
 from ..io import atomic_path
+from ..maskscore import KINDS as MASK_KINDS, MEASURES as MASK_MEASURES
+from ..runfolder import MASK_RECOVERY
 from . import stats
 from .runs import Run, RunError, load_table_runs
 from .spec import RunKey, Table
@@ -327,6 +329,7 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
                         means = np.nanmean(np.array([[_num(x) for x in p] for p in per_agent]), axis=0)
                     row[f"{corr}_per_agent"] = " ".join(fmt(float(x), ".3f") for x in means)
             row["n_samples"] = int(sum(runs[k].recovery.get("n_samples", 0) for k in keys))
+            row.update(_mask_recovery_columns([runs[k].recovery for k in keys]))
             long.append(row)
     df = pd.DataFrame(long)
     sections = []
@@ -343,6 +346,8 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
                           "team reward (reference)": team_cell})
         sections.append(Section(f"{name} between the learned per-agent reward and the hidden individual reward "
                                 f"(mean over agents; mean ± std over seeds)", pd.DataFrame(frame)))
+    mask_sections = _mask_recovery_sections(table, df)
+    sections += mask_sections
     notes = ["Correlations are computed on the RAW dataset (which keeps the individual rewards) after training; "
              "training itself reads only team rewards. The paper reports no such measure.",
              "team reward (reference): the correlation of the team reward itself with each agent's hidden reward, "
@@ -351,7 +356,56 @@ def _build_recovery(table: Table, runs: dict[RunKey, Run]) -> Built:
              "scale, and the team reward does not identify any other split.",
              "The causal model reads only the sampled batches, never the backbone, so MACCA runs that differ only in "
              "their backbone and share a seed learn the same model: equal columns are expected."]
+    if mask_sections:
+        notes.append(f"Mask recovery (envs whose task declares its true causal structure; `{NO_TRUTH}` elsewhere): "
+                     "each run's final mask snapshot (mean mask probability over the probe batch) thresholded at the "
+                     "causal model's h, as relabelling does, against the true masks: F1 (precision / recall) per agent, "
+                     "averaged over agents, then over seeds. An agent with an empty learned mask has no precision and "
+                     "is left out of the precision mean.")
     return Built(table, df, sections, notes=notes)
+
+
+NO_TRUTH = "no ground truth"   # recovery table: an env that declares no true causal masks
+
+
+def _mask_recovery_columns(recoveries: list[dict]) -> dict:
+    """Long-table columns of mask recovery over a cell's seeds: `mask_ground_truth` (whether the
+    env declares true masks: every seed's file holds scores) and `<kind>_<measure>_mean/_std`
+    (NaN without ground truth, or where a measure is undefined in every seed)."""
+    scored = [r.get(MASK_RECOVERY) for r in recoveries]
+    row = {"mask_ground_truth": bool(scored) and all(m is not None for m in scored)}
+    for kind in MASK_KINDS:
+        for m in MASK_MEASURES:
+            v = np.array([_num(x[kind][m]["mean"]) for x in scored if x is not None]) if row["mask_ground_truth"] \
+                else np.array([])
+            row[f"{kind}_{m}_mean"], row[f"{kind}_{m}_std"] = stats.mean_std(v[~np.isnan(v)])
+    return row
+
+
+def _mask_recovery_sections(table: Table, df: pd.DataFrame) -> list[Section]:
+    """One section per mask kind, cells F1 (precision / recall), where any row has ground truth."""
+    if not df["mask_ground_truth"].any():
+        return []
+    n_exp, sections = len(table.seeds), []
+    for kind, name in (("s_to_r", "s→r"), ("a_to_r", "a→r")):
+        frame = []
+        for env, q in table.rows:
+            sub = df[(df.env == env) & (df.quality == q)].set_index("algo")
+
+            def cell(a: str) -> Cell:
+                if not sub.at[a, "n_seeds"]:
+                    return Cell(MISSING)
+                if not sub.at[a, "mask_ground_truth"]:
+                    return Cell(NO_TRUTH)
+                f1 = mean_pm_std(sub.at[a, f"{kind}_f1_mean"], sub.at[a, f"{kind}_f1_std"], ".2f")
+                pr = " / ".join(fmt(sub.at[a, f"{kind}_{m}_mean"], ".2f") for m in ("precision", "recall"))
+                return Cell(f"{f1} ({pr})" + _seed_note(sub.at[a, "n_seeds"], n_exp))
+            cells = [cell(a) for a in table.algos]
+            _bold_best(cells, [sub.at[a, f"{kind}_f1_mean"] for a in table.algos])
+            frame.append({"Env": table.label(env), "Quality": table.label(q), **{table.label(a): c for a, c in zip(table.algos, cells)}})
+        sections.append(Section(f"Mask recovery, {name}: F1 (precision / recall) of the thresholded learned mask against the "
+                                f"true causal mask (mean over agents; mean ± std of F1 over seeds)", pd.DataFrame(frame)))
+    return sections
 
 
 def _num(x) -> float:

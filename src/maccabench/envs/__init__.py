@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from ..registry import SUITES
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .base import EnvSpec, Game, Policy, TeamEnv
 
 _FROM_BASE = ("EnvSpec", "Game", "Policy", "TeamEnv", "require_same_spec")
@@ -37,10 +39,19 @@ def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
                    state_dim=sum(obs_dims), discrete=bool(game.discrete), episode_limit=game.episode_limit)
 
 
+def causal_masks_of(entry: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The true causal masks of a config entry's team, in masks.npz's layout, or None where its
+    task declares none (base.team_causal_masks)."""
+    from .base import team_causal_masks
+    game = make_game(entry, 1)
+    return team_causal_masks(game, entry["team"], spec_of(entry, game))
+
+
 def make_team_env(entry: dict, num_envs: int, others_policy: Policy | None) -> TeamEnv:
     from .base import TeamEnv
     game = make_game(entry, num_envs)
     return TeamEnv(spec_of(entry, game), game, entry["team"], others_policy)
 
 
-__all__ = ["SUITES", "EnvSpec", "TeamEnv", "make_game", "make_team_env", "spec_of", "require_same_spec"]
+__all__ = ["SUITES", "EnvSpec", "TeamEnv", "causal_masks_of", "make_game", "make_team_env", "spec_of",
+           "require_same_spec"]

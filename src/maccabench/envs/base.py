@@ -116,6 +116,32 @@ class Game(Protocol):
         """-> obs [K,N_all,maxO], rewards [K,N_all], terminated [K], truncated [K]."""
         ...
 
+    def causal_masks(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The task's true causal structure where it is known, else None: booleans (state
+        [N_all, sum obs_dims], action [N_all, N_all * max(action_dims)]), row i the causes of agent
+        i's reward among all agents' observations (true sizes, concatenated) and padded actions."""
+        ...
+
+
+def team_causal_masks(game: Game, team: list[str], spec: EnvSpec) -> tuple[np.ndarray, np.ndarray] | None:
+    """The game's true causal masks (Game.causal_masks) of the team's rewards over the team's joint
+    state and padded joint action, the layout of a MACCA run's masks.npz: s->r [N, S], a->r
+    [N, N * A]. None where the game declares none, or where a team agent's reward has a cause
+    outside the team's view (another agent's observation or action), which no team mask can hold."""
+    declared = game.causal_masks()
+    if declared is None:
+        return None
+    state, action = (np.asarray(m, bool) for m in declared)
+    team_idx, _ = split_agents(game.agents, team)
+    starts = np.cumsum([0, *game.obs_dims])
+    state_cols = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in team_idx])
+    width = max(game.action_dims)
+    action_cols = np.concatenate([i * width + np.arange(spec.action_dim) for i in team_idx])
+    state, action = state[team_idx], action[team_idx]
+    if state[:, state_cols].sum() != state.sum() or action[:, action_cols].sum() != action.sum():
+        return None
+    return state[:, state_cols], action[:, action_cols]
+
 
 Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, M, maxO] -> actions [K, M, maxA]
 

@@ -47,10 +47,15 @@ class MPEGame:
         self.obs_dims = [int(e.observation_space(a).shape[0]) for a in self.agents]
         self._env_action_dims = [int(e.action_space(a).shape[0]) for a in self.agents]
         self._forces = task in omar_scenarios.TASKS  # 2-D force actions
+        self._causal_masks = omar_scenarios.CAUSAL_MASKS.get(task)
+        self._task_args = task_args
         self.action_dims = [omar_scenarios.FORCE_DIMS] * len(self.agents) if self._forces else self._env_action_dims
         self.episode_limit = int(task_args.get("max_cycles", 25))
         self.num_envs = num_envs
         self._max_obs = max(self.obs_dims)
+
+    def causal_masks(self):
+        return None if self._causal_masks is None else self._causal_masks(self._task_args)
 
     def _observe(self, env) -> np.ndarray:
         out = np.zeros((len(self.agents), self._max_obs), np.float32)

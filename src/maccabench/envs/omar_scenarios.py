@@ -273,6 +273,8 @@ def _bound(x: float) -> float:
 # ---- the tasks --------------------------------------------------------------------------------
 
 TASKS = OWN_TASKS   # task -> its task_args and their defaults (OMAR's values), described in mpe_tasks
+# tasks whose causal structure is known: task -> f(task_args) -> (state, action) masks (envs.base.Game.causal_masks)
+CAUSAL_MASKS = {"simple_spread_assigned": assigned_ground_truth}
 
 
 def _args(task: str, task_args: dict) -> dict:
