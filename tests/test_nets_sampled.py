@@ -81,3 +81,17 @@ def test_icql_cql_term_equals_the_repeated_input(cfg):
     assert torch.allclose(fast, ref, rtol=1e-10)
     for g, r in zip(fast_grads, grads(ref)):
         assert torch.allclose(g, r, rtol=1e-8, atol=1e-12)
+
+
+def test_value_head_gradients_match_baddbmm():
+    """A one-output layer (critics' value head, its own autograd path) against torch.baddbmm."""
+    from maccabench.nets import AgentLinear
+    torch.manual_seed(0)
+    layer = AgentLinear(3, 8, 1).double()
+    x = torch.randn(3, 20, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+    y, ref = layer(x), torch.baddbmm(layer.bias, x, layer.weight)
+    assert torch.allclose(y, ref)
+    g = torch.randn_like(y)
+    assert all(torch.allclose(a, b) for a, b in zip(torch.autograd.grad(y, (x, *layer.parameters()), g),
+                                                     torch.autograd.grad(ref, (x, *layer.parameters()), g)))
