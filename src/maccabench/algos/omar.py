@@ -11,7 +11,8 @@ mean of the samples and sigma to their root-mean-square distance from the new mu
 best sample of the last iteration if its Q beats Q_i^1(o, pi_i(o)), else pi_i(o) itself.
 tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-update rate.
 With input BatchNorm, each iteration scores its samples in one separate train-mode pass of Q_i^1
-(B * omar_samples rows), as OMAR's code does.
+(B * omar_samples rows), as OMAR's code does. `omar_precision: bf16` runs these passes (no gradient)
+under bf16 autocast; off (fp32) by default.
 """
 from __future__ import annotations
 
@@ -70,7 +71,13 @@ class OMAR(ICQL):
         c = self.cfg
         pi = self.pi(self.actor, obs)
         q_pi = self.q(self.q1, obs, pi)
-        a_hat = zeroth_order_actions(lambda o, a: self.q_sampled(self.q1, o, a), obs, pi.detach(), q_pi.detach(),
+        a_hat = zeroth_order_actions(self._score_samples, obs, pi.detach(), q_pi.detach(),
                                      self.mask, c.omar_iters, c.omar_samples, c.omar_mu, c.omar_sigma, self.gen)
         loss, mimic = omar_actor_loss(pi, a_hat, q_pi, self.mask, c.omar_tau, c.actor_l2)
         return loss, {"losses/omar_mimic": mimic.detach().mean()}
+
+    def _score_samples(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q^1 on the zeroth-order samples, [N, B, M], in the config's `omar_precision` (bf16: the
+        critic's matrix products under autocast, the scores returned in fp32)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.omar_precision == "bf16"):
+            return self.q_sampled(self.q1, obs, act).float()
