@@ -50,9 +50,10 @@ class _VectorOutput(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        gx = g * w.transpose(1, 2) if ctx.needs_input_grad[0] else None
-        gw = torch.bmm(g.transpose(1, 2), x).transpose(1, 2) if ctx.needs_input_grad[1] else None
-        gb = g.sum(dim=1, keepdim=True) if ctx.needs_input_grad[2] else None
+        # in the inputs' dtypes (under autocast x and g may be bf16, w and b fp32)
+        gx = (g * w.transpose(1, 2)).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).transpose(1, 2).to(w.dtype) if ctx.needs_input_grad[1] else None
+        gb = g.sum(dim=1, keepdim=True).to(w.dtype) if ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
 
@@ -125,6 +126,8 @@ class AgentMLP(nn.Module):
         [N, B, M, A] -> [N, B, M, d_out], equal to `forward` on the [N, B * M, S + A] input that
         repeats each state M times (repeat_interleave) beside its samples. The first layer's state
         part (and its input BatchNorm) runs on the B states once, its action part on the B * M samples."""
+        if len(self.layers) < 2:
+            raise ValueError("forward_sampled needs a hidden layer (the state part is added before its ReLU)")
         N, B, M, A = samples.shape
         S = state.shape[-1]
         acts = samples.reshape(N, B * M, A)
