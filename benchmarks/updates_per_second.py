@@ -7,15 +7,18 @@ critic and actor.
 
     python benchmarks/updates_per_second.py [--threads 2] [--batch 1024] [--seconds 10]
                                             [--precision fp32|bf16] [--algos icql macca-omar ...]
-                                            [--nets config omar]
+                                            [--nets config omar] [--zeroth-order fp32 bf16]
 
 `--nets omar` measures with OMAR's networks (input BatchNorm, actors' last layer in +-3e-3:
 `algos.common.OMAR_NETWORKS`) in place of the config's `training.common` network options;
-`--nets config omar` measures both and prints their ratio.
+`--nets config omar` measures both and prints their ratio. `--zeroth-order fp32 bf16` measures
+the OMAR backbones with their zeroth-order passes in each precision (`omar_precision`).
 
 Anchors, measured on the 2-core development machine with the paper's configuration: the authors'
 OMAR does about 13 steps/s, their MACCA-OMAR 4.3 ("vs authors" compares those two rows with them).
-"causal GFLOP/s" counts the causal model's matrix products only (see `causal_step_flops`).
+"causal GFLOP/s" counts the causal model's matrix products only (see `causal_step_flops`);
+"backbone GFLOP/s" the backbone update's (see `backbone_update_flops`), beside the fp32 (and bf16)
+matrix-product ceiling measured on the spot at the critics' shape (`matmul_ceiling`).
 """
 from __future__ import annotations
 
@@ -95,6 +98,50 @@ def authors_causal_step_flops(model, batch_size: int) -> float:
     return model.n * 3 * fwd + model.n * fwd
 
 
+def mlp_flops(d_in: int, hidden: int, d_out: int, layers: int = 2) -> int:
+    """Matrix-product FLOPs of one forward pass of an `AgentMLP` on one row, one agent: 2 * in * out per layer."""
+    dims = [d_in] + [hidden] * layers + [d_out]
+    return sum(2 * a * b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def backbone_update_flops(backbone, B: int) -> float:
+    """Matrix-product FLOPs of one backbone update as the backbones compute it: a pass with a
+    backward counts 3 forwards; the sampled passes (CQL, OMAR's zeroth-order samples) run the first
+    layer's observation part once per state (`AgentMLP.forward_sampled`)."""
+    c, n, O, A = backbone.cfg, backbone.spec.n_agents, backbone.spec.obs_dim, backbone.spec.action_dim
+    H = c.hidden
+    actor, critic = mlp_flops(O, H, A), mlp_flops(O + A, H, 1)
+
+    def sampled(M: int) -> int:   # one state's M samples through a critic
+        return 2 * O * H + M * (critic - 2 * O * H)
+
+    if hasattr(backbone, "q1"):                      # I-CQL and OMAR
+        per_state = actor + 2 * critic                              # targets on o'
+        per_state += 3 * 2 * critic + 3 * 2 * sampled(c.cql_samples)  # twin critics: data, CQL samples
+        per_state += 3 * actor + 3 * critic                         # actor through Q^1
+        if hasattr(c, "omar_iters"):
+            per_state += c.omar_iters * sampled(c.omar_samples)     # zeroth-order passes, no grad
+    else:                                            # MA-ICQ (the mixer's small products left out)
+        per_state = actor + critic + 3 * critic + 3 * actor + 2 * critic
+    return float(n * B * per_state)
+
+
+def matmul_ceiling(dtype: torch.dtype, device, hidden: int = 64, rows: int = 10240, n: int = 3) -> float:
+    """GFLOP/s of a batched [n, rows, hidden] x [n, hidden, hidden] product (a critic's hidden layer
+    on one update's CQL samples), measured now: the ceiling of the backbones' arithmetic."""
+    x, w = (torch.randn(n, rows, hidden, device=device, dtype=dtype), torch.randn(n, hidden, hidden, device=device, dtype=dtype))
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    best = float("inf")
+    for _ in range(5):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(10):
+            torch.bmm(x, w)
+        sync()
+        best = min(best, (time.perf_counter() - t0) / 10)
+    return 2 * n * rows * hidden * hidden / best / 1e9
+
+
 def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None,
           backbone_options: dict | None = None):
     """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes, with
@@ -121,6 +168,8 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--nets", nargs="+", choices=["config", "omar"], default=["config"],
                    help="network options: the config's, OMAR's (input BatchNorm, last-layer init), or both")
+    p.add_argument("--zeroth-order", nargs="+", choices=["fp32", "bf16"], default=["fp32"],
+                   help="`omar_precision` of the OMAR backbones' zeroth-order passes (others: fp32 only)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = C.load(args.config, {"tier": "paper"})
@@ -129,19 +178,23 @@ def main():
     batch = random_batch(CN, args.batch, dev)
     print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}, "
           f"causal model in {args.precision}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'nets':<7}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
-          f"{'causal GFLOP':>13}{'causal GFLOP/s':>15}{'vs authors':>11}{'steps':>7}")
+    print(f"matrix-product ceiling at the critics' shape ([3, 10240, 64] x [64, 64]): "
+          f"fp32 {matmul_ceiling(torch.float32, dev):.0f} GFLOP/s, bf16 {matmul_ceiling(torch.bfloat16, dev):.0f} GFLOP/s")
+    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'nets':<7}{'0th':<5}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
+          f"{'bb GFLOP':>9}{'bb GFLOP/s':>11}{'causal GFLOP':>13}{'causal GFLOP/s':>15}{'vs authors':>11}{'steps':>7}")
     measured = {}
     for algo in args.algos or C.tier(cfg)["algos"]:
-        for nets in args.nets:
-            assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision},
-                                       OMAR_NETWORKS if nets == "omar" else None)
+        zeroth = args.zeroth_order if cfg["algorithms"][algo]["backbone"] == "omar" else ["fp32"]
+        for nets, zo in ((nets, zo) for nets in args.nets for zo in zeroth):
+            options = {**(OMAR_NETWORKS if nets == "omar" else {}), **({"omar_precision": zo} if zo != "fp32" else {})}
+            assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision}, options)
             sps, cpu_ms, n = measure(lambda: training_step(assigner, backbone, batch), args.seconds, sync)
-            measured[algo, nets] = sps
+            measured.setdefault((algo, nets), sps)
             gflop = causal_step_flops(assigner, args.batch) / 1e9 if isinstance(assigner, CausalRewardModel) else None
             authors = AUTHORS_STEPS_PER_S.get(algo)
+            bb_gflop = backbone_update_flops(backbone, args.batch) / 1e9
             print(f"{algo:<12}{cfg['algorithms'][algo]['backbone']:<9}{cfg['algorithms'][algo]['rewards']:<8}"
-                  f"{nets:<7}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}"
+                  f"{nets:<7}{zo:<5}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}{bb_gflop:>9.2f}{bb_gflop * sps:>11.1f}"
                   f"{'' if gflop is None else f'{gflop:.2f}':>13}{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
                   f"{'' if authors is None else f'{sps / authors:.1f}x':>11}{n:>7}")
         if len(args.nets) == 2:

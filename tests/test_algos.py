@@ -415,3 +415,23 @@ def test_every_backbone_trains_with_omar_networks(cfg, name):
         assert all(math.isfinite(v.item()) for v in out.values()), out
     act = algo.act(batch_for(CN, B=4)["obs"].numpy())
     assert np.isfinite(act).all() and np.abs(act).max() <= 1
+
+
+def test_omar_bf16_zeroth_order_passes_stay_close_to_fp32(cfg):
+    """`omar_precision: bf16` changes only the zeroth-order critic passes' arithmetic: from the same
+    networks and sampled actions, the rectified targets a_hat mostly equal the fp32 ones (a
+    sample's rank may flip where two scores lie within bf16's rounding) and the losses stay close."""
+    batch = batch_for(CN, B=256)
+    obs = agent_major(batch["obs"])
+    out = {}
+    for precision in ("fp32", "bf16"):
+        algo = BACKBONES["omar"].build(CN, hp(cfg, "omar", omar_precision=precision, **OMAR_NETWORKS),
+                                       torch.device("cpu"), seed=0)
+        with torch.no_grad():
+            pi = algo.pi(algo.actor, obs)
+            c = algo.cfg
+            out[precision] = zeroth_order_actions(algo._score_samples, obs, pi, algo.q(algo.q1, obs, pi), algo.mask,
+                                                  c.omar_iters, c.omar_samples, c.omar_mu, c.omar_sigma, algo.gen)
+    same = (out["fp32"] - out["bf16"]).abs().amax(dim=-1) < 1e-2
+    assert same.float().mean() > 0.95
+    assert out["bf16"].dtype == torch.float32

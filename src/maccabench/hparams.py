@@ -130,6 +130,8 @@ class OMARConfig(ICQLConfig):
     omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
     omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
     omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
+    omar_precision: str = hp_field("fp32", choices=("fp32", "bf16"),
+                                   doc="of the zeroth-order optimiser's critic passes (no gradient): bf16 autocast is faster")
 
 
 @dataclass(frozen=True)

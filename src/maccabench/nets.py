@@ -9,6 +9,10 @@ BatchNorm1d on the input of every network (`AgentBatchNorm`: batch statistics in
 statistics in eval mode), and `last_init`, the last layer's weights drawn from U[-last_init,
 last_init] (OMAR: 3e-3 on actors, default initialisation on critics; biases keep the default).
 A network is in train mode unless a caller switches it (`eval_mode`, for rollouts).
+
+`AgentMLP.forward_sampled` evaluates a network on many sampled actions per state (CQL's and OMAR's
+samples) without repeating the states: the first layer's state part runs once per state and the
+action part once per sample (the same maths as the network on the repeated, concatenated input).
 """
 from __future__ import annotations
 
@@ -28,7 +32,29 @@ class AgentLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n, 1, d_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[-1] == 1:    # a critic's value head
+            return _VectorOutput.apply(x, self.weight, self.bias)
         return torch.baddbmm(self.bias, x, self.weight)
+
+
+class _VectorOutput(torch.autograd.Function):
+    """baddbmm(b, x, w) for a one-column w [N, H, 1]: the same values and gradients, computed as
+    [N, 1, H] x [N, H, R] products and a broadcast multiply. A bmm with one output column, and
+    its backward's outer products, run several times slower on CPU than these."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b, w.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        # in the inputs' dtypes (under autocast x and g may be bf16, w and b fp32)
+        gx = (g * w.transpose(1, 2)).to(x.dtype) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x.to(g.dtype)).transpose(1, 2).to(w.dtype) if ctx.needs_input_grad[1] else None
+        gb = g.sum(dim=1, keepdim=True).to(w.dtype) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb
 
 
 class AgentBatchNorm(nn.Module):
@@ -53,6 +79,24 @@ class AgentBatchNorm(nn.Module):
                          self.bias.view(-1), self.training, self.momentum, self.eps)
         return y.view(B, N, d).transpose(0, 1)
 
+    def forward_features(self, x: torch.Tensor, features: slice, rows: int) -> torch.Tensor:
+        """Normalise x [N, R, k], the input features `features` (k of them) of a batch of `rows`
+        rows in which each of x's R rows is repeated rows / R times (R = rows: no repeats).
+        Repeating rows changes neither the batch mean nor the biased variance, so the output is what
+        `forward` gives on the repeated batch; the running variance is updated with the unbiased
+        variance of `rows` rows, also as `forward` on the repeated batch would."""
+        w, b = self.weight[:, features], self.bias[:, features]
+        if self.training:
+            var, mean = torch.var_mean(x, dim=1, correction=0)
+            with torch.no_grad():   # through .data: as F.batch_norm, without bumping the buffers' version
+                # counter (earlier passes' saved batch_norm nodes hold the buffers for their backward)
+                self.running_mean.data[:, features].lerp_(mean, self.momentum)
+                self.running_var.data[:, features].lerp_(var * (rows / max(rows - 1, 1)), self.momentum)
+        else:
+            mean, var = self.running_mean[:, features], self.running_var[:, features]
+        scale = torch.rsqrt(var + self.eps) * w
+        return torch.addcmul((b - mean * scale)[:, None], x, scale[:, None])
+
 
 class AgentMLP(nn.Module):
     def __init__(self, n: int, d_in: int, hidden: int, d_out: int, layers: int = 2, out_act: str | None = None,
@@ -71,9 +115,33 @@ class AgentMLP(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        x = self.layers[-1](x)
+            x = layer(x).relu_()     # in place: a matmul's backward does not need its output
+        return self._out(self.layers[-1](x))
+
+    def _out(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x) if self.out_act == "tanh" else x
+
+    def forward_sampled(self, state: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        """The network on cat([state, sample]) for M samples per state: state [N, B, S], samples
+        [N, B, M, A] -> [N, B, M, d_out], equal to `forward` on the [N, B * M, S + A] input that
+        repeats each state M times (repeat_interleave) beside its samples. The first layer's state
+        part (and its input BatchNorm) runs on the B states once, its action part on the B * M samples."""
+        if len(self.layers) < 2:
+            raise ValueError("forward_sampled needs a hidden layer (the state part is added before its ReLU)")
+        N, B, M, A = samples.shape
+        S = state.shape[-1]
+        acts = samples.reshape(N, B * M, A)
+        if self.norm is not None:
+            state = self.norm.forward_features(state, slice(0, S), B * M)
+            acts = self.norm.forward_features(acts, slice(S, S + A), B * M)
+        first = self.layers[0]
+        h_state = torch.baddbmm(first.bias, state, first.weight[:, :S])                      # [N, B, H]
+        # out of place: an in-place add on the bmm's view would make autograd copy slices back
+        h = torch.add(torch.bmm(acts, first.weight[:, S:]).view(N, B, M, -1), h_state.unsqueeze(2)).relu_()
+        h = h.view(N, B * M, -1)
+        for layer in self.layers[1:-1]:
+            h = layer(h).relu_()
+        return self._out(self.layers[-1](h)).view(N, B, M, -1)
 
     def subset(self, idx: list[int]) -> "AgentMLP":
         """A new AgentMLP holding copies of the networks of agents `idx`."""

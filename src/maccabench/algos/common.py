@@ -97,6 +97,12 @@ class ActorBackbone(abc.ABC):
         """Per-agent critic on (o_i, a_i): [N, B, O], [N, B, A] -> [N, B]"""
         return critic(torch.cat([obs, act], dim=-1)).squeeze(-1)
 
+    @staticmethod
+    def q_sampled(critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Per-agent critic on M sampled actions per observation: [N, B, O], [N, B, M, A] -> [N, B, M],
+        the observations' part of the first layer computed once (`AgentMLP.forward_sampled`)."""
+        return critic.forward_sampled(obs, act).squeeze(-1)
+
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
         """[K, N, O] -> [K, N, A], deterministic (evaluation), the actor in eval mode (input

@@ -125,10 +125,8 @@ class ICQL(ActorBackbone):
         """CQL penalty of both twin critics, per agent [N]."""
         N, B, _ = obs.shape
         M, A = self.cfg.cql_samples, self.spec.action_dim
-        rand = (torch.rand(N, B * M, A, generator=self.gen, device=self.device) * 2 - 1) * self.mask[:, None]
-        o = obs.repeat_interleave(M, dim=1)
-        qs1 = self.q(self.q1, o, rand).view(N, B, M)
-        qs2 = self.q(self.q2, o, rand).view(N, B, M)
+        rand = (torch.rand(N, B, M, A, generator=self.gen, device=self.device) * 2 - 1) * self.mask[:, None, None]
+        qs1, qs2 = self.q_sampled(self.q1, obs, rand), self.q_sampled(self.q2, obs, rand)
         return cql_penalty(qs1, q1, self.log_density) + cql_penalty(qs2, q2, self.log_density)
 
     def actor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict]:

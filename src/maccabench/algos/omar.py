@@ -11,7 +11,8 @@ mean of the samples and sigma to their root-mean-square distance from the new mu
 best sample of the last iteration if its Q beats Q_i^1(o, pi_i(o)), else pi_i(o) itself.
 tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-update rate.
 With input BatchNorm, each iteration scores its samples in one separate train-mode pass of Q_i^1
-(B * omar_samples rows), as OMAR's code does.
+(B * omar_samples rows), as OMAR's code does. `omar_precision: bf16` runs these passes (no gradient)
+under bf16 autocast; off (fp32) by default.
 """
 from __future__ import annotations
 
@@ -44,14 +45,14 @@ def better_of(q: torch.Tensor, a: torch.Tensor, q_pi: torch.Tensor, pi: torch.Te
 def zeroth_order_actions(q_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], obs: torch.Tensor,
                          pi: torch.Tensor, q_pi: torch.Tensor, mask: torch.Tensor, iters: int, samples: int,
                          mu0: float, sigma0: float, gen: torch.Generator) -> torch.Tensor:
-    """OMAR's a_hat [N, B, A] for observations obs [N, B, O]; q_fn(obs [N, K, O], act [N, K, A]) -> [N, K]."""
+    """OMAR's a_hat [N, B, A] for observations obs [N, B, O]; q_fn(obs [N, B, O], act [N, B, M, A]) -> [N, B, M]
+    scores M actions per observation."""
     N, B, A = pi.shape
     mu, sigma = torch.full_like(pi, mu0), torch.full_like(pi, sigma0)
-    obs_rep = obs.repeat_interleave(samples, dim=1)
     for _ in range(iters):
         noise = torch.randn(N, B, samples, A, generator=gen, device=pi.device)
         a = (mu.unsqueeze(2) + sigma.unsqueeze(2) * noise).clamp(-1.0, 1.0) * mask[:, None, None]
-        q = q_fn(obs_rep, a.reshape(N, B * samples, A)).view(N, B, samples)
+        q = q_fn(obs, a)
         mu, sigma = softmax_refit(q, a)
     return better_of(q, a, q_pi, pi)
 
@@ -70,7 +71,13 @@ class OMAR(ICQL):
         c = self.cfg
         pi = self.pi(self.actor, obs)
         q_pi = self.q(self.q1, obs, pi)
-        a_hat = zeroth_order_actions(lambda o, a: self.q(self.q1, o, a), obs, pi.detach(), q_pi.detach(),
+        a_hat = zeroth_order_actions(self._score_samples, obs, pi.detach(), q_pi.detach(),
                                      self.mask, c.omar_iters, c.omar_samples, c.omar_mu, c.omar_sigma, self.gen)
         loss, mimic = omar_actor_loss(pi, a_hat, q_pi, self.mask, c.omar_tau, c.actor_l2)
         return loss, {"losses/omar_mimic": mimic.detach().mean()}
+
+    def _score_samples(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q^1 on the zeroth-order samples, [N, B, M], in the config's `omar_precision` (bf16: the
+        critic's matrix products under autocast, the scores returned in fp32)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.omar_precision == "bf16"):
+            return self.q_sampled(self.q1, obs, act).float()
