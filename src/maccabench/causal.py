@@ -78,8 +78,10 @@ class IdMLP(nn.Module):
         if x.dim() == 2:    # shared input: one product, then each agent's id column
             h = F.linear(x, w[:, : self.d_in]).unsqueeze(0)
             h = h + id_cols.to(h.dtype)                                     # [N, B, H]
-        else:               # per-agent input: one batched product with the id columns fused in
-            h = torch.baddbmm(id_cols, x, w[:, : self.d_in].t().expand(len(id_cols), -1, -1))
+        else:               # per-agent input: one [N*B, D] product (the weight is shared), then the id columns
+            n, b, d = x.shape
+            h = F.linear(x.reshape(n * b, d), w[:, : self.d_in]).view(n, b, -1)
+            h = h + id_cols.to(h.dtype)
         n, b, width = h.shape
         return self.body(h.reshape(n * b, width)).reshape(n, b, -1)
 
@@ -114,6 +116,9 @@ class CausalRewardModel:
         # padded action dimensions are never causes: their mask is forced to 0
         self.real_dims = torch.ones(self.d_in, device=self.device)
         self.real_dims[self.d_s:] = torch.as_tensor(spec.action_mask()).reshape(-1)
+        # L1 weight of each mask entry: lambda1 on state dims, lambda2 on action dims (one weighted sum in the loss)
+        self.l1_weights = torch.full((self.d_in,), self.cfg.lambda1, device=self.device)
+        self.l1_weights[self.d_s:] = self.cfg.lambda2
         self.fixed_probs = torch.full((self.n, self.d_in), float("nan"), device=self.device)  # graph: fixed
         self.n_updates = 0
         self.pretrain_target = self.cfg.pretrain_updates   # set from the run's length when 0 (see pretrain)
@@ -193,7 +198,7 @@ class CausalRewardModel:
         else:
             loss = (target - r_hat).pow(2).sum(dim=1).mean()
         if logits is not None:  # L1 on the masks: mean over the batch of the sum over agents and dims
-            loss = loss + (self.cfg.lambda1 * p[..., : self.d_s].sum() + self.cfg.lambda2 * p[..., self.d_s:].sum()) / x.shape[0]
+            loss = loss + (p.reshape(-1, self.d_in) @ self.l1_weights).sum() / x.shape[0]
         return loss, p
 
     def _step(self, x: torch.Tensor, target: torch.Tensor, stats: bool = True) -> dict[str, float]:
