@@ -30,10 +30,16 @@ Ground-truth individual rewards (Table 9) come only through `GroundTruthReward`,
 dataset by `read_ground_truth`, the one place training may read a raw file.
 
 Speed. psi_g and psi_r are each one network over (input, one-hot agent id), evaluated for all N
-agents as one [N*B, .] matrix product per layer. The one-hot id is kept as its own weight block,
-so psi_g's first layer (whose input (s, a) is the same for every agent) runs once per sample and
-adds each agent's id column, instead of N times. Relabelling (`assign`) is one forward pass after
-the causal updates, not one per agent.
+agents as one [N*B, .] matrix product per layer (psi_r's first layer too: its weight is shared, so
+the masked inputs of all agents go through one product). The one-hot id is kept as its own weight
+block, so psi_g's first layer (whose input (s, a) is the same for every agent) runs once per sample
+and adds each agent's id column, instead of N times. Relabelling (`assign`) is one forward pass
+after the causal updates, not one per agent. The `updates_per_step` updates are sequential Adam
+steps on one batch (each forward needs the previous step's weights), so nothing of their forward
+work can be shared. What is left is the matrix products' own speed: on a 2-core Zen 4 the causal
+step runs at 65-80% of a representative product's fp32 GFLOP/s and 55-60% of its bf16 GFLOP/s
+(benchmarks/causal_speed.py prints both); the rest is memory-bound elementwise work (ReLU and its
+backward, bias adds and sums, mask sampling).
 """
 from __future__ import annotations
 
