@@ -9,6 +9,11 @@ backbone out.
     python benchmarks/causal_speed.py [--threads 2] [--seconds 10] [--precision fp32 bf16]
                                       [--updates-per-step 0 1] [--algo macca-omar] [--causal-only]
 
+"ceiling" is what the arithmetic allows, measured on the spot with the same threads and under the
+same load: the GFLOP/s of the fastest of 50 calls of the model's representative matrix product ([N*B, hidden] x [hidden,
+hidden], psi_g's and psi_r's hidden layers, in the row's precision); "bound" = ceiling / GFLOP per
+step, the steps/s of a causal model made of nothing but such products.
+
 GFLOP are counted analytically from the layer shapes the code runs: 2 * in * out per linear layer
 per sample, x3 for an update (forward + backward), x1 for the relabel. psi_g's first layer runs
 once per sample (its input is the same for every agent; see maccabench.causal), psi_r's once per
@@ -22,7 +27,9 @@ the causal model alone against their whole step, and "causal part" against their
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 import sys
 from pathlib import Path
 
@@ -38,6 +45,24 @@ from maccabench.train import training_step  # noqa: E402
 
 AUTHORS_MACCA = AUTHORS_STEPS_PER_S["macca-omar"]     # the authors' MACCA-OMAR step, causal model included
 AUTHORS_CAUSAL_MS = 1000 / AUTHORS_MACCA - 1000 / AUTHORS_STEPS_PER_S["omar"]   # ~156 ms: their causal part
+
+
+def matmul_ceiling(model: CausalRewardModel, batch_size: int, precision: str, calls: int = 50) -> float:
+    """GFLOP/s of one [N*B, hidden] x [hidden, hidden] product in `precision` (bf16: bf16 operands,
+    as autocast hands them to the kernel), with the current thread count: the fastest of `calls`
+    products, so that other jobs on the machine lower it as little as possible."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    h = model.cfg.hidden
+    a = torch.randn(model.n * batch_size, h, dtype=dtype, device=model.device)
+    w = torch.randn(h, h, dtype=dtype, device=model.device)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    best = math.inf
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        a @ w
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.shape[0] * h * h / best / 1e9
 
 
 def main():
@@ -62,8 +87,8 @@ def main():
     print(f"CN shapes (N=3, S=54, joint action 15), batch {args.batch}, {args.threads} threads, "
           f"device {dev}, torch {torch.__version__}" + (", causal model only" if args.causal_only else f", {args.algo}"))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (steps/s suffer when other jobs run)")
-    print(f"{'precision':<10}{'upd/step':>9}{'steps/s':>9}{'ms/step':>9}{'GFLOP/step':>11}{'GFLOP/s':>9}"
-          f"{'vs authors':>11}{'causal part':>12}{'CPU ms/step':>12}{'steps':>7}")
+    print(f"{'precision':<10}{'upd/step':>9}{'steps/s':>9}{'ms/step':>9}{'CPU ms/step':>12}{'GFLOP/step':>11}"
+          f"{'GFLOP/s':>9}{'ceiling':>9}{'of it':>7}{'bound':>7}{'vs authors':>11}{'causal part':>12}{'steps':>7}")
     for upd in args.updates_per_step:
         for precision in args.precision:
             model, backbone = build(cfg, args.algo, args.quality, dev, {"precision": precision, "updates_per_step": upd})
@@ -76,14 +101,17 @@ def main():
                     training_step(model, backbone, batch)
 
             sps, cpu_ms, n = measure(step, args.seconds, sync)
+            ceiling = matmul_ceiling(model, args.batch, precision)
             gflop = causal_step_flops(model, args.batch) / 1e9
-            print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{gflop:>11.2f}"
-                  f"{gflop * sps:>9.0f}{sps / AUTHORS_MACCA:>10.1f}x"
-                  f"{'' if not args.causal_only else f'{AUTHORS_CAUSAL_MS * sps / 1000:.1f}x':>12}{cpu_ms:>12.1f}{n:>7}")
+            print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>12.1f}{gflop:>11.2f}"
+                  f"{gflop * sps:>9.0f}{ceiling:>9.0f}{gflop * sps / ceiling:>7.0%}{ceiling / gflop:>7.1f}"
+                  f"{sps / AUTHORS_MACCA:>10.1f}x"
+                  f"{'' if not args.causal_only else f'{AUTHORS_CAUSAL_MS * sps / 1000:.1f}x':>12}{n:>7}", flush=True)
     ref = authors_causal_step_flops(CausalRewardModel(CN, C.reward_config(cfg, args.algo, args.quality), "cpu", seed=0), args.batch) / 1e9
     print(f"reference: the authors' MACCA-OMAR, {AUTHORS_MACCA} steps/s on the 2-core development machine; "
           f"its causal part ~{AUTHORS_CAUSAL_MS:.0f} ms/step for {ref:.1f} GFLOP ({ref / AUTHORS_CAUSAL_MS * 1000:.0f} GFLOP/s). "
-          f"GFLOP/s above count the causal model only")
+          f"GFLOP/s above count the causal model only; 'ceiling' is one representative matrix product's GFLOP/s "
+          f"measured just after the row, 'of it' the fraction reached, 'bound' the causal-only steps/s that ceiling allows")
 
 
 if __name__ == "__main__":

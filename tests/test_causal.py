@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 import yaml
 
 from maccabench import data
@@ -324,3 +325,48 @@ def test_bad_options_name_the_field(hp, field):
     with pytest.raises(ConfigError) as err:
         config(hp)
     assert err.value.field == field
+
+
+# ---- the batched implementation against the paper's formulation, written out per agent ---------------
+
+def reference_loss(model: CausalRewardModel, x: torch.Tensor, target: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """L_m as the paper writes it, agent by agent: each network is an MLP over [input, one-hot(i)],
+    psi_g's output the mask logits, psi_r reading the relaxed mask sample times the input."""
+    def mlp(net, inp):
+        h = F.linear(inp, net.inp.weight, net.inp.bias)
+        for layer in net.body:
+            h = layer(h) if isinstance(layer, torch.nn.Linear) else torch.relu(h)
+        return h
+    B, cfg, d_s = x.shape[0], model.cfg, model.d_s
+    r_sum, l1 = torch.zeros(B, dtype=torch.float64), torch.zeros((), dtype=torch.float64)
+    for i in range(model.n):
+        inp = torch.cat([x, F.one_hot(torch.full((B,), i), model.n).to(x.dtype)], 1)
+        logits = mlp(model.psi_g, inp)
+        p = torch.sigmoid(logits) * model.real_dims
+        c = torch.sigmoid((logits + noise[i]) / cfg.temperature) * model.real_dims
+        r_sum = r_sum + mlp(model.psi_r, torch.cat([c * x, inp[:, -model.n:]], 1)).squeeze(-1).double()
+        l1 = l1 + cfg.lambda1 * p[:, :d_s].double().sum() + cfg.lambda2 * p[:, d_s:].double().sum()
+    return ((target.double() - r_sum) ** 2).mean() + l1 / B
+
+
+def test_batched_model_matches_the_per_agent_formulation():
+    """The shared first layer, one [N*B, .] product per layer and the single weighted L1 sum give the
+    per-agent formulation's loss and gradients up to float rounding (fp32)."""
+    spec = EnvSpec(**{**SPEC.__dict__, "action_dims": (2, 2, 1)})   # a padded action dimension too
+    model = CausalRewardModel(spec, config({**SMALL, "lambda1": 0.05, "lambda2": 0.02}), "cpu", seed=0)
+    arrays = synthetic(64, seed=3)
+    arrays["actions"][:, 2, 1] = 0.0
+    x = torch.cat([torch.as_tensor(arrays["state"]), torch.as_tensor(arrays["actions"]).flatten(1)], 1)
+    target = torch.as_tensor(arrays["team_rewards"])
+    state = model.gen.get_state()
+    loss, _ = model.loss(x, target)
+    loss.backward()
+    batched = {k: v.grad.clone() for k, v in model.nets.named_parameters()}
+    model.nets.zero_grad()
+    model.gen.set_state(state)   # the same mask noise the batched pass drew
+    noise = torch.logit(torch.rand((model.n, 64, model.d_in), generator=model.gen), eps=1e-6)
+    expected = reference_loss(model, x, target, noise)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name, p in model.nets.named_parameters():
+        assert torch.allclose(batched[name], p.grad, rtol=1e-4, atol=1e-6), name

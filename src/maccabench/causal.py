@@ -30,10 +30,16 @@ Ground-truth individual rewards (Table 9) come only through `GroundTruthReward`,
 dataset by `read_ground_truth`, the one place training may read a raw file.
 
 Speed. psi_g and psi_r are each one network over (input, one-hot agent id), evaluated for all N
-agents as one [N*B, .] matrix product per layer. The one-hot id is kept as its own weight block,
-so psi_g's first layer (whose input (s, a) is the same for every agent) runs once per sample and
-adds each agent's id column, instead of N times. Relabelling (`assign`) is one forward pass after
-the causal updates, not one per agent.
+agents as one [N*B, .] matrix product per layer (psi_r's first layer too: its weight is shared, so
+the masked inputs of all agents go through one product). The one-hot id is kept as its own weight
+block, so psi_g's first layer (whose input (s, a) is the same for every agent) runs once per sample
+and adds each agent's id column, instead of N times. Relabelling (`assign`) is one forward pass
+after the causal updates, not one per agent. The `updates_per_step` updates are sequential Adam
+steps on one batch (each forward needs the previous step's weights), so nothing of their forward
+work can be shared. What is left is the matrix products' own speed: on a 2-core Zen 4 the causal
+step runs at 65-80% of a representative product's fp32 GFLOP/s and 55-60% of its bf16 GFLOP/s
+(benchmarks/causal_speed.py prints both); the rest is memory-bound elementwise work (ReLU and its
+backward, bias adds and sums, mask sampling).
 """
 from __future__ import annotations
 
@@ -78,8 +84,10 @@ class IdMLP(nn.Module):
         if x.dim() == 2:    # shared input: one product, then each agent's id column
             h = F.linear(x, w[:, : self.d_in]).unsqueeze(0)
             h = h + id_cols.to(h.dtype)                                     # [N, B, H]
-        else:               # per-agent input: one batched product with the id columns fused in
-            h = torch.baddbmm(id_cols, x, w[:, : self.d_in].t().expand(len(id_cols), -1, -1))
+        else:               # per-agent input: one [N*B, D] product (the weight is shared), then the id columns
+            n, b, d = x.shape
+            h = F.linear(x.reshape(n * b, d), w[:, : self.d_in]).view(n, b, -1)
+            h = h + id_cols.to(h.dtype)
         n, b, width = h.shape
         return self.body(h.reshape(n * b, width)).reshape(n, b, -1)
 
@@ -114,6 +122,9 @@ class CausalRewardModel:
         # padded action dimensions are never causes: their mask is forced to 0
         self.real_dims = torch.ones(self.d_in, device=self.device)
         self.real_dims[self.d_s:] = torch.as_tensor(spec.action_mask()).reshape(-1)
+        # L1 weight of each mask entry: lambda1 on state dims, lambda2 on action dims (one weighted sum in the loss)
+        self.l1_weights = torch.full((self.d_in,), self.cfg.lambda1, device=self.device)
+        self.l1_weights[self.d_s:] = self.cfg.lambda2
         self.fixed_probs = torch.full((self.n, self.d_in), float("nan"), device=self.device)  # graph: fixed
         self.n_updates = 0
         self.pretrain_target = self.cfg.pretrain_updates   # set from the run's length when 0 (see pretrain)
@@ -193,7 +204,7 @@ class CausalRewardModel:
         else:
             loss = (target - r_hat).pow(2).sum(dim=1).mean()
         if logits is not None:  # L1 on the masks: mean over the batch of the sum over agents and dims
-            loss = loss + (self.cfg.lambda1 * p[..., : self.d_s].sum() + self.cfg.lambda2 * p[..., self.d_s:].sum()) / x.shape[0]
+            loss = loss + (p.reshape(-1, self.d_in) @ self.l1_weights).sum() / x.shape[0]
         return loss, p
 
     def _step(self, x: torch.Tensor, target: torch.Tensor, stats: bool = True) -> dict[str, float]:
