@@ -10,7 +10,7 @@ backbone out.
                                       [--updates-per-step 0 1] [--algo macca-omar] [--causal-only]
 
 "ceiling" is what the arithmetic allows, measured on the spot with the same threads and under the
-same load: the GFLOP/s of the fastest of 50 calls of the model's representative matrix product ([N*B, hidden] x [hidden,
+same load: the GFLOP/s of the model's representative matrix product (updates_per_second.matmul_ceiling) ([N*B, hidden] x [hidden,
 hidden], psi_g's and psi_r's hidden layers, in the row's precision); "bound" = ceiling / GFLOP per
 step, the steps/s of a causal model made of nothing but such products.
 
@@ -27,7 +27,6 @@ the causal model alone against their whole step, and "causal part" against their
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 import sys
@@ -37,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from updates_per_second import (AUTHORS_STEPS_PER_S, CN, authors_causal_step_flops, build,  # noqa: E402
-                                causal_step_flops, measure, random_batch)   # same shapes, timing, FLOP counts
+                                causal_step_flops, matmul_ceiling, measure, random_batch)   # same shapes, timing, FLOP counts
 
 from maccabench import config as C  # noqa: E402
 from maccabench.causal import CausalRewardModel  # noqa: E402
@@ -45,24 +44,6 @@ from maccabench.train import training_step  # noqa: E402
 
 AUTHORS_MACCA = AUTHORS_STEPS_PER_S["macca-omar"]     # the authors' MACCA-OMAR step, causal model included
 AUTHORS_CAUSAL_MS = 1000 / AUTHORS_MACCA - 1000 / AUTHORS_STEPS_PER_S["omar"]   # ~156 ms: their causal part
-
-
-def matmul_ceiling(model: CausalRewardModel, batch_size: int, precision: str, calls: int = 50) -> float:
-    """GFLOP/s of one [N*B, hidden] x [hidden, hidden] product in `precision` (bf16: bf16 operands,
-    as autocast hands them to the kernel), with the current thread count: the fastest of `calls`
-    products, so that other jobs on the machine lower it as little as possible."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    h = model.cfg.hidden
-    a = torch.randn(model.n * batch_size, h, dtype=dtype, device=model.device)
-    w = torch.randn(h, h, dtype=dtype, device=model.device)
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
-    best = math.inf
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        a @ w
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * a.shape[0] * h * h / best / 1e9
 
 
 def main():
@@ -101,7 +82,9 @@ def main():
                     training_step(model, backbone, batch)
 
             sps, cpu_ms, n = measure(step, args.seconds, sync)
-            ceiling = matmul_ceiling(model, args.batch, precision)
+            # psi_g's and psi_r's hidden layers: one [N*B, hidden] x [hidden, hidden] product
+            ceiling = matmul_ceiling(torch.bfloat16 if precision == "bf16" else torch.float32, model.device,
+                                     hidden=model.cfg.hidden, rows=model.n * args.batch, n=1)
             gflop = causal_step_flops(model, args.batch) / 1e9
             print(f"{precision:<10}{model.updates_per_step:>9}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>12.1f}{gflop:>11.2f}"
                   f"{gflop * sps:>9.0f}{ceiling:>9.0f}{gflop * sps / ceiling:>7.0%}{ceiling / gflop:>7.1f}"
