@@ -5,8 +5,8 @@ actions in [-1, 1] (continuous) padded to the widest agent, or one integer per a
 with per-agent available-action masks). `TeamEnv` turns a game into what the offline learners see:
 the team's observations, the joint state (the game's own where it has one, else concatenated team
 observations), per-agent individual rewards, available actions, per-episode information, and the
-other agents driven by a frozen policy. The `EnvSpec` of that view is written into every dataset and checked wherever a dataset
-meets an environment.
+other agents driven by a frozen policy. The `EnvSpec` of that view is written into every dataset
+and checked wherever a dataset meets an environment.
 """
 from __future__ import annotations
 

@@ -130,7 +130,10 @@ class SmaxGame(GameBase):
 
         def reset(key):
             reset_key, step_key = jax.random.split(key)
-            return env.reset(reset_key)[1], step_key
+            # typed as after a step (the heuristic's initial state holds a weakly typed -1), so the
+            # jitted step is compiled once, not again on the first step after a reset
+            state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), env.reset(reset_key)[1])
+            return state, step_key
 
         def split_reward(s0, s1, actions):
             """Per-ally rewards [na] from the states before and after one step (module docstring)."""
