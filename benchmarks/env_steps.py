@@ -5,9 +5,16 @@ adapter's game with random actions, and collection as the pipeline runs it (poli
 K parallel envs, exploration noise, frozen opponents, recording). Run on a quiet machine:
 
     python benchmarks/env_steps.py --tier quick --seconds 10
+
+`--smax` instead times the SMAX adapter (envs/smax.py) on each map of envs/smax_maps.py with 1, 64
+and 256 envs stepped together (random available actions, ended episodes reset as collection does),
+after compiling: env steps/s and CPU ms per env step.
+
+    python benchmarks/env_steps.py --smax --seconds 10 --threads 1
 """
 import argparse
 import importlib
+import os
 import time
 
 import numpy as np
@@ -27,13 +34,53 @@ def rate(fn, seconds):
     return n / (time.perf_counter() - t0)
 
 
+def smax_rates(seconds: float, num_envs=(1, 64, 256)):
+    from maccabench.envs import smax_maps
+    from maccabench.registry import SUITES
+    rows = []
+    for task in smax_maps.MAPS:
+        for K in num_envs:
+            game = SUITES["smax"].make_game(task, {}, K)
+            rng = np.random.default_rng(0)
+            game.reset(list(range(K)))
+            episodes = [K]
+
+            def step():
+                act = (rng.random(game.avail_actions().shape) * game.avail_actions()).argmax(-1)
+                _, _, term, trunc = game.step(act)
+                for k in np.flatnonzero(term | trunc):
+                    game.reset_one(k, episodes[0])
+                    episodes[0] += 1
+                return K
+
+            t0 = time.perf_counter()
+            step(), step()                                  # compiles (or loads from the cache)
+            compile_s = time.perf_counter() - t0
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            n = 0
+            while time.perf_counter() - t0 < seconds:
+                n += step()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            rows.append({"map": task, "envs": K, "env steps/s": round(n / wall),
+                         "CPU ms per env step": round(1e3 * cpu / n, 4), "first two steps (s)": round(compile_s, 1)})
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tier", default="quick")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--smax", action="store_true", help="time the SMAX maps instead of the tier's envs")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.smax:
+        if args.threads == 1:   # before jax starts: XLA's CPU backend on one thread
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                       " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+        print(pd.DataFrame(smax_rates(args.seconds)).to_markdown(index=False))
+        return
     cfg = C.load("config/config.yaml", {"tier": args.tier})
     K = cfg["behavior"]["num_envs"]
     rows = []

@@ -122,6 +122,12 @@ def check(cfg: dict) -> dict:
             if env not in cfg["environments"]:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
+            suite = cfg["environments"][env]["suite"]
+            if SUITES[suite].discrete:   # the behaviour learner (MATD3) and every backbone are continuous
+                raise ConfigError(f"tiers.{tier_name}.envs[{i}]",
+                                  f"env {env!r} (suite {suite}) has discrete actions, which no behaviour learner or "
+                                  "backbone handles yet",
+                                  "remove it from the tier: discrete backbones are the next step of issue 12")
     _check_training(cfg)
     if "tables" in cfg:
         _check_tables(cfg)

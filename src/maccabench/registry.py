@@ -117,6 +117,7 @@ class SuiteDescription:
 class SuiteEntry:
     game: str                       # "module:Class", Class(task, task_args, num_envs) -> envs.base.Game
     description: str                # "module:SUITE", a SuiteDescription that imports no suite package
+    discrete: bool = False          # integer actions with availability masks (the game's `discrete`)
 
     def make_game(self, task: str, task_args: dict, num_envs: int):
         return _load(self.game)(task, task_args, num_envs)
@@ -128,4 +129,6 @@ class SuiteEntry:
 # name, as written in `environments.<env>.suite`
 SUITES: dict[str, SuiteEntry] = {
     "mpe": SuiteEntry("maccabench.envs.mpe:MPEGame", "maccabench.envs.mpe_tasks:SUITE"),
+    # jaxmarl's SMAX (StarCraft-like, discrete actions); MMM2 does not exist there (envs/smax_maps.py)
+    "smax": SuiteEntry("maccabench.envs.smax:SmaxGame", "maccabench.envs.smax_maps:SUITE", discrete=True),
 }

@@ -34,9 +34,10 @@ def spec_of(entry: dict, game: Game | None = None) -> EnvSpec:
     game = game or make_game(entry, 1)
     idx, _ = split_agents(game.agents, entry["team"])
     obs_dims = tuple(game.obs_dims[i] for i in idx)
+    state_dim = sum(obs_dims) if game.state_dim is None else game.state_dim   # EnvSpec.joint_state's, or the game's own
     return EnvSpec(env=entry["name"], suite=entry["suite"], task=entry["task"], agents=tuple(entry["team"]),
                    obs_dims=obs_dims, action_dims=tuple(game.action_dims[i] for i in idx),
-                   state_dim=sum(obs_dims), discrete=bool(game.discrete), episode_limit=game.episode_limit)
+                   state_dim=state_dim, discrete=bool(game.discrete), episode_limit=game.episode_limit)
 
 
 def causal_masks_of(entry: dict) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,11 +1,12 @@
 """The interface every suite adapter implements, and the team's view of an environment.
 
 A suite exposes a *game*: K copies of a task stepped side by side, over **all** its agents, with
-actions in [-1, 1] (continuous) padded to the widest agent. `TeamEnv` turns a game into what the
-offline learners see: the team's observations, the joint state (concatenated team observations
-where the suite has none), per-agent individual rewards, and the other agents driven by a frozen
-policy. The `EnvSpec` of that view is written into every dataset and checked wherever a dataset
-meets an environment.
+actions in [-1, 1] (continuous) padded to the widest agent, or one integer per agent (discrete,
+with per-agent available-action masks). `TeamEnv` turns a game into what the offline learners see:
+the team's observations, the joint state (the game's own where it has one, else concatenated team
+observations), per-agent individual rewards, available actions, per-episode information, and the
+other agents driven by a frozen policy. The `EnvSpec` of that view is written into every dataset
+and checked wherever a dataset meets an environment.
 """
 from __future__ import annotations
 
@@ -99,12 +100,15 @@ def require_same_spec(expected: EnvSpec, found: EnvSpec, what: str) -> None:
 
 
 class Game(Protocol):
-    """K copies of one task over all its agents. Suites implement this."""
+    """K copies of one task over all its agents. Suites implement this (subclassing `GameBase`
+    for the parts a suite may lack)."""
     agents: list[str]
     obs_dims: list[int]
-    action_dims: list[int]
+    action_dims: list[int]             # discrete: the number of actions of each agent
     episode_limit: int
     num_envs: int
+    discrete: bool
+    state_dim: int | None              # the size of the game's own joint state; None: it has none
 
     def reset(self, seeds: list[int]) -> np.ndarray:          # -> obs [K, N_all, maxO]
         ...
@@ -112,8 +116,22 @@ class Game(Protocol):
     def reset_one(self, k: int, seed: int) -> np.ndarray:      # -> obs [N_all, maxO]
         ...
 
-    def step(self, actions: np.ndarray):                       # actions [K, N_all, maxA] in [-1, 1]
-        """-> obs [K,N_all,maxO], rewards [K,N_all], terminated [K], truncated [K]."""
+    def step(self, actions: np.ndarray):
+        """actions [K, N_all, maxA] in [-1, 1] (continuous) or [K, N_all] integers (discrete)
+        -> obs [K,N_all,maxO], rewards [K,N_all], terminated [K], truncated [K]."""
+        ...
+
+    def state(self) -> np.ndarray | None:
+        """The joint state of every env now (after the last step or reset) [K, state_dim], or None."""
+        ...
+
+    def avail_actions(self) -> np.ndarray | None:
+        """Discrete games: the actions each agent may take now, bool [K, N_all, maxA]; else None."""
+        ...
+
+    def episode_info(self) -> dict[str, np.ndarray]:
+        """Per-env facts of the last step, each [K], meaningful where that step ended the episode
+        (e.g. SMAX's `won`); {} where the suite has none."""
         ...
 
     def causal_masks(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -121,6 +139,25 @@ class Game(Protocol):
         [N_all, sum obs_dims], action [N_all, N_all * max(action_dims)]), row i the causes of agent
         i's reward among all agents' observations (true sizes, concatenated) and padded actions."""
         ...
+
+
+class GameBase:
+    """Defaults for what a suite's game may lack: continuous actions, no joint state of its own,
+    no action masks, no per-episode information, no known causal structure."""
+    discrete = False
+    state_dim: int | None = None
+
+    def state(self) -> np.ndarray | None:
+        return None
+
+    def avail_actions(self) -> np.ndarray | None:
+        return None
+
+    def episode_info(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def causal_masks(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None
 
 
 def team_causal_masks(game: Game, team: list[str], spec: EnvSpec) -> tuple[np.ndarray, np.ndarray] | None:
@@ -143,7 +180,7 @@ def team_causal_masks(game: Game, team: list[str], spec: EnvSpec) -> tuple[np.nd
     return state[:, state_cols], action[:, action_cols]
 
 
-Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, M, maxO] -> actions [K, M, maxA]
+Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, M, maxO] -> actions [K, M, maxA] (discrete: [K, M] ints)
 
 
 class TeamEnv:
@@ -158,9 +195,12 @@ class TeamEnv:
         self.num_envs = game.num_envs
         self._obs_all = None
 
-    def _team_view(self, obs_all: np.ndarray):
+    def _team_view(self, obs_all: np.ndarray, k: int | None = None):
         obs = obs_all[..., self.team_idx, : self.spec.obs_dim]
-        return obs, self.spec.joint_state(obs)
+        if self.game.state_dim is None:
+            return obs, self.spec.joint_state(obs)
+        state = self.game.state()
+        return obs, state if k is None else state[k]
 
     def reset(self, seeds: list[int]):
         self._obs_all = self.game.reset(seeds)
@@ -168,16 +208,32 @@ class TeamEnv:
 
     def reset_one(self, k: int, seed: int):
         self._obs_all[k] = self.game.reset_one(k, seed)
-        return self._team_view(self._obs_all[k])
+        return self._team_view(self._obs_all[k], k)
+
+    def avail_actions(self) -> np.ndarray | None:
+        """The team's available actions now, bool [K, N, A] (discrete games), else None."""
+        avail = self.game.avail_actions()
+        return None if avail is None else avail[:, self.team_idx, : self.spec.action_dim]
+
+    def episode_info(self) -> dict[str, np.ndarray]:
+        return self.game.episode_info()
 
     def step(self, team_actions: np.ndarray):
-        """team_actions [K, N, A] -> obs, state, individual rewards [K, N], terminated, truncated."""
+        """team_actions [K, N, A] (discrete: [K, N] integers) -> obs, state, individual rewards
+        [K, N], terminated, truncated."""
         K = team_actions.shape[0]
-        full = np.zeros((K, len(self.game.agents), max(self.game.action_dims)), np.float32)
-        full[:, self.team_idx, : team_actions.shape[-1]] = team_actions
+        if self.spec.discrete:
+            full = np.zeros((K, len(self.game.agents)), np.int32)
+            full[:, self.team_idx] = team_actions
+        else:
+            full = np.zeros((K, len(self.game.agents), max(self.game.action_dims)), np.float32)
+            full[:, self.team_idx, : team_actions.shape[-1]] = team_actions
         if self.other_idx:
             others = self.others_policy(self._obs_all[:, self.other_idx])
-            full[:, self.other_idx, : others.shape[-1]] = others
+            if self.spec.discrete:
+                full[:, self.other_idx] = others
+            else:
+                full[:, self.other_idx, : others.shape[-1]] = others
         self._obs_all, rewards, terminated, truncated = self.game.step(full)
         obs, state = self._team_view(self._obs_all)
         return obs, state, rewards[:, self.team_idx], terminated, truncated

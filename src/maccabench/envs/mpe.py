@@ -20,6 +20,7 @@ import numpy as np
 import mpe2.all_modules
 
 from . import omar_scenarios
+from .base import GameBase
 
 
 def tasks() -> list[str]:
@@ -37,9 +38,7 @@ def agent_names(task: str, task_args: dict) -> list[str]:
     return list(_make(task, task_args).possible_agents)
 
 
-class MPEGame:
-    discrete = False
-
+class MPEGame(GameBase):
     def __init__(self, task: str, task_args: dict, num_envs: int):
         self.envs = [_make(task, task_args) for _ in range(num_envs)]
         e = self.envs[0]

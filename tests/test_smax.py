@@ -1,0 +1,167 @@
+"""The SMAX suite (src/maccabench/envs/smax.py) against jaxmarl: sizes, availability masks, the
+exact per-ally reward split, reproducibility, the won flag; and its config entries. The only test
+file that imports jax (through the adapter): one 2s3z game of 8 envs is compiled once and shared."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from maccabench import config as C
+from maccabench.envs import make_team_env, spec_of
+from maccabench.envs import smax_maps
+from maccabench.errors import ConfigError, MaccabenchError
+from maccabench.registry import SUITES
+
+K = 8
+
+
+@pytest.fixture(scope="module")
+def env(base_config):
+    return make_team_env(C.env_entry(base_config, "2s3z"), K, None)
+
+
+def random_available(rng, avail):
+    """One uniformly random available action per agent: avail [K, N, A] -> [K, N]."""
+    u = rng.random(avail.shape) * avail
+    return u.argmax(-1)
+
+
+@pytest.mark.parametrize("task", sorted(smax_maps.MAPS))
+def test_description_is_the_real_game(task):
+    import jax
+    game = SUITES["smax"].make_game(task, {}, 1)
+    m = smax_maps.MAPS[task]
+    assert SUITES["smax"].describe().tasks[task].agent_names({}) == game.agents == m.agents
+    assert game.obs_dims == [m.obs_dim] * m.allies            # jaxmarl's observation spaces
+    assert game.action_dims == [m.n_actions] * m.allies
+    assert game.episode_limit == smax_maps.EPISODE_LIMIT and game.discrete
+    # the arrays a reset produces, traced without compiling
+    _, _, obs, state, avail = jax.eval_shape(game._batched_reset, jax.ShapeDtypeStruct((1, 2), np.uint32))
+    assert obs.shape == (1, m.allies, m.obs_dim) and avail.shape == (1, m.allies, m.n_actions)
+    assert state.shape == (1, m.state_dim) == (1, game.state_dim)
+
+
+def test_spec_of_a_smax_entry(base_config):
+    spec = spec_of(C.env_entry(base_config, "6h_vs_8z"))
+    assert spec.discrete and spec.agents == tuple(f"ally_{i}" for i in range(6))
+    assert spec.action_dims == (13,) * 6 and spec.obs_dims == (179,) * 6 and spec.state_dim == 4 * 14
+
+
+def test_unavailable_actions_are_refused(env):
+    env.reset(list(range(K)))
+    attack = np.full((K, env.spec.n_agents), smax_maps.MOVE_ACTIONS)   # enemy 0 is out of range at the start
+    assert not env.avail_actions()[..., smax_maps.MOVE_ACTIONS].any()
+    with pytest.raises(MaccabenchError, match="ally_0 took action 5, not available"):
+        env.step(attack)
+
+
+def test_masks_and_reward_split_over_random_play(env):
+    rng = np.random.default_rng(0)
+    obs, state = env.reset([100 + k for k in range(K)])
+    N, na = env.spec.n_agents, 5
+    assert obs.shape == (K, N, 127) and state.shape == (K, 40)
+    deaths = unequal = 0
+    for t in range(300):
+        avail = env.avail_actions()
+        health = state.reshape(K, -1, 4)[..., 0]          # allies then enemies
+        dead = health[:, :na] == 0
+        # a dead ally may only stop; a live one may always move or stop, and attack only live enemies
+        assert (avail[dead].sum(-1) == 1).all() and avail[dead][:, smax_maps.MOVE_ACTIONS - 1].all()
+        assert avail[~dead][:, : smax_maps.MOVE_ACTIONS].all()
+        assert not (avail[..., smax_maps.MOVE_ACTIONS:] & (health[:, None, na:] == 0)).any()
+        deaths += dead.sum()
+        act = random_available(rng, avail)
+        obs, state, rew, term, trunc = env.step(act)
+        assert rew.shape == (K, N)
+        np.testing.assert_allclose(rew.sum(-1), env.game.last_team_reward, atol=1e-6)   # jaxmarl's team reward
+        # allies that did not attack get the same (uncaused) share; attackers who hit get more
+        movers = act < smax_maps.MOVE_ACTIONS
+        for k in range(K):
+            if movers[k].sum() > 1:
+                assert np.ptp(rew[k, movers[k]]) < 1e-7
+            unequal += np.ptp(rew[k]) > 1e-4
+        for k in np.flatnonzero(term | trunc):
+            obs[k], state[k] = env.reset_one(k, 1000 + t * K + k)
+    assert deaths > 0 and unequal > 0
+
+
+def test_same_seed_same_episode(env):
+    rng = np.random.default_rng(1)
+    seeds = [5, 5, 6, 7, 8, 9, 10, 11]
+    obs0, state0 = env.reset(seeds)
+    np.testing.assert_array_equal(obs0[0], obs0[1])
+    assert not np.array_equal(obs0[0], obs0[2])
+    trace = []
+    for _ in range(40):
+        act = random_available(rng, env.avail_actions())
+        act[1] = act[0]
+        obs, state, rew, term, trunc = env.step(act)
+        np.testing.assert_array_equal(obs[0], obs[1])
+        np.testing.assert_array_equal(rew[0], rew[1])
+        trace.append((act, obs, rew))
+    # a reset episode replays the same way, and reset_one starts it where reset does
+    np.testing.assert_array_equal(env.reset(seeds)[0], obs0)
+    for act, obs, rew in trace:
+        o, _, r, _, _ = env.step(act)
+        np.testing.assert_array_equal(o, obs)
+        np.testing.assert_array_equal(r, rew)
+    o, s = env.reset_one(3, 5)
+    np.testing.assert_array_equal(o, obs0[0])
+    np.testing.assert_array_equal(s, state0[0])
+
+
+def test_heuristic_allies_win_some_battles_and_won_says_which(env):
+    """jaxmarl's heuristic on the allies' side wins 2s3z about half the time."""
+    import jax
+    from jaxmarl.environments.smax.heuristic_enemy import (create_heuristic_policy,
+                                                           get_heuristic_policy_initial_state)
+    N = env.spec.n_agents
+    policy = jax.jit(jax.vmap(jax.vmap(create_heuristic_policy(env.game.env._env, 0))))
+    pstate = jax.tree.map(lambda x: np.broadcast_to(x, (K, N) + np.shape(x)), get_heuristic_policy_initial_state())
+    keys = jax.random.split(jax.random.PRNGKey(0), (200, K, N))
+    obs, state = env.reset([300 + k for k in range(K)])
+    ended = np.zeros(K, bool)
+    won = np.zeros(K, bool)
+    for t in range(env.spec.episode_limit):
+        avail = env.avail_actions()
+        act, pstate = policy(keys[t], pstate, obs)
+        act = np.asarray(act)
+        act = np.where(np.take_along_axis(avail, act[..., None], -1)[..., 0], act, avail.argmax(-1))
+        obs, state, rew, term, trunc = env.step(act)
+        assert not (rew[ended] != 0).any() and term[ended].all()     # an ended episode stays over
+        info = env.episode_info()["won"]
+        for k in np.flatnonzero((term | trunc) & ~ended):
+            health = state[k].reshape(-1, 4)[:, 0]
+            won[k] = info[k]
+            assert won[k] == (term[k] and (health[5:] == 0).all() and (health[:5] > 0).any())
+            if won[k]:
+                assert rew[k].sum() > 1.0       # the win bonus
+        ended |= term | trunc
+        if ended.all():
+            break
+    assert ended.all() and 0 < won.sum() < K, won     # both outcomes occur, so `won` discriminates
+
+
+def test_a_discrete_env_in_a_tier_is_a_config_error_before_any_job(cfg):
+    C.check(cfg)   # the entries themselves are valid
+    cfg["tiers"]["smoke"]["envs"].append("2s3z")
+    with pytest.raises(ConfigError) as e:
+        C.check(cfg)
+    i = len(cfg["tiers"]["smoke"]["envs"]) - 1
+    assert e.value.field == f"tiers.smoke.envs[{i}]" and "discrete" in str(e.value) and "issue 12" in str(e.value)
+
+
+def test_a_map_smax_lacks_names_the_maps_it_has(cfg):
+    cfg["environments"]["2s3z"]["task"] = "MMM2"
+    with pytest.raises(ConfigError) as e:
+        C.check(cfg)
+    assert e.value.field == "environments.2s3z.task" and "5m_vs_6m" in str(e.value)
+
+
+def test_validating_the_config_imports_neither_jax_nor_jaxmarl():
+    code = ("import sys; from maccabench import config as C; C.check(C.load('config/config.yaml')); "
+            "bad = [m for m in ('jax', 'jaxmarl', 'torch') if m in sys.modules]; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
