@@ -59,7 +59,7 @@ def test_report_target_builds_every_table_and_figure(built):
     cfg, results = built
     tables = spec.tables(cfg)
     assert {t.name for t in tables} == {"table1", "table6", "table7", "table8", "table9", "table10", "table11", "recovery",
-                                       "precision", "anchor", "anchor_bn", "credit", "table3", "table4"}
+                                       "precision", "precision_backbones", "anchor", "anchor_bn", "credit", "table3", "table4"}
     for t in tables:
         for ext in ("csv", "md", "tex", "html"):
             assert (results / "tables" / f"{t.name}.{ext}").stat().st_size > 0

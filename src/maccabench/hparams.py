@@ -19,8 +19,11 @@ QUALITIES = ("random", "medium", "medium-replay", "expert")
 
 
 def hp_field(default=dataclasses.MISSING, *, min=None, max=None, choices: tuple | None = None, doc: str = ""):
-    """A hyper-parameter field with optional bounds or allowed values (checked when a config is read)."""
-    return dataclasses.field(default=default, metadata={"min": min, "max": max, "choices": choices, "doc": doc})
+    """A hyper-parameter field with optional bounds or allowed values (checked when a config is read).
+    Fields with a default are keyword-only, so a base class's defaulted field may precede a subclass's
+    required ones (every config is built from a mapping, by name)."""
+    return dataclasses.field(default=default, kw_only=default is not dataclasses.MISSING,
+                             metadata={"min": min, "max": max, "choices": choices, "doc": doc})
 
 
 def check_value(cls, name: str, value, where: str):
@@ -114,6 +117,9 @@ class BackboneConfig:
     grad_clip: float = hp_field(min=0, doc="per-agent gradient-norm clip (OMAR: 0.5; MA-ICQ's mixer on its own)")
     input_norm: bool = hp_field(doc="BatchNorm1d on the input of every actor and critic (OMAR's MPE networks)")
     actor_last_init: float = hp_field(min=0, doc="actors' last-layer weights ~ U[-v, v] (OMAR: 3e-3); 0 = default init")
+    precision: str = hp_field("fp32", choices=("fp32", "bf16"),
+                              doc="arithmetic of the update's forward and backward passes: bf16 = autocast of the "
+                                  "matrix products (weights, optimiser and losses' reductions stay fp32)")
 
 
 @dataclass(frozen=True)
@@ -130,8 +136,6 @@ class OMARConfig(ICQLConfig):
     omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
     omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
     omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
-    omar_precision: str = hp_field("fp32", choices=("fp32", "bf16"),
-                                   doc="of the zeroth-order optimiser's critic passes (no gradient): bf16 autocast is faster")
 
 
 @dataclass(frozen=True)

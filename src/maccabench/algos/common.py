@@ -8,6 +8,7 @@ Layout: the loop's batches are [B, N, ...]; backbones work agent-major ([N, B, .
 from __future__ import annotations
 
 import abc
+import functools
 
 import numpy as np
 import torch
@@ -69,6 +70,18 @@ def stacked_critic(n: int, in_dim: int, cfg: BackboneConfig) -> AgentMLP:
     """Every agent's critic on (o_i, a_i): input BatchNorm as the actors, default initialisation
     everywhere (as OMAR's critics)."""
     return AgentMLP(n, in_dim, cfg.hidden, 1, input_norm=cfg.input_norm)
+
+
+def in_precision(update):
+    """Run a backbone's `update(batch)` in its config's `precision`: bf16 = under bf16 autocast (the
+    matrix products and their backward in bf16; parameters, Adam and autocast's fp32 ops stay fp32)."""
+    @functools.wraps(update)
+    def run(self, batch):
+        if self.cfg.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return update(self, batch)
+        return update(self, batch)
+    return run
 
 
 def generator_for(device: torch.device, seed: int) -> torch.Generator:

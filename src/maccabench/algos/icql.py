@@ -33,8 +33,8 @@ import torch
 from ..envs.base import EnvSpec
 from ..nets import soft_update
 from ..hparams import ICQLConfig
-from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, masked_mean,
-                     require_continuous, stacked_actor, stacked_critic)
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, in_precision,
+                     masked_mean, require_continuous, stacked_actor, stacked_critic)
 
 
 # ---- the losses, as functions of tensors (tests check them against hand-computed values) -------
@@ -91,6 +91,7 @@ class ICQL(ActorBackbone):
         self.updates = 0
 
     # ---- one update ----------------------------------------------------------------------------------
+    @in_precision
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.cfg
         obs, act, nobs = (agent_major(batch[k]) for k in ("obs", "actions", "next_obs"))

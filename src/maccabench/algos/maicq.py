@@ -50,8 +50,8 @@ from torch import nn
 from ..envs.base import EnvSpec
 from ..nets import soft_update
 from ..hparams import MAICQConfig
-from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, require_continuous, stacked_actor,
-                     stacked_critic)
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, in_precision, require_continuous,
+                     stacked_actor, stacked_critic)
 from .icql import td_target
 
 
@@ -116,6 +116,7 @@ class MAICQ(ActorBackbone):
         self.critic_opt = torch.optim.Adam(critic_params, lr=self.cfg.critic_lr)
         self.updates = 0
 
+    @in_precision
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.cfg
         obs, act, nobs = (agent_major(batch[k]) for k in ("obs", "actions", "next_obs"))

@@ -11,8 +11,8 @@ mean of the samples and sigma to their root-mean-square distance from the new mu
 best sample of the last iteration if its Q beats Q_i^1(o, pi_i(o)), else pi_i(o) itself.
 tau is the paper's "OMAR tau" (Table 4, per quality), distinct from the target-update rate.
 With input BatchNorm, each iteration scores its samples in one separate train-mode pass of Q_i^1
-(B * omar_samples rows), as OMAR's code does. `omar_precision: bf16` runs these passes (no gradient)
-under bf16 autocast; off (fp32) by default.
+(B * omar_samples rows), as OMAR's code does. They run in the update's `precision` (bf16: under
+autocast, as the rest of the update); the scores return in fp32.
 """
 from __future__ import annotations
 
@@ -77,7 +77,6 @@ class OMAR(ICQL):
         return loss, {"losses/omar_mimic": mimic.detach().mean()}
 
     def _score_samples(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Q^1 on the zeroth-order samples, [N, B, M], in the config's `omar_precision` (bf16: the
-        critic's matrix products under autocast, the scores returned in fp32)."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.omar_precision == "bf16"):
-            return self.q_sampled(self.q1, obs, act).float()
+        """Q^1 on the zeroth-order samples, [N, B, M], in fp32 (under bf16 autocast the critic's
+        output is bf16; the softmax refit and the comparison with Q(o, pi) take fp32 scores)."""
+        return self.q_sampled(self.q1, obs, act).float()
