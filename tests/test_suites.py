@@ -129,9 +129,21 @@ def test_episodes_last_the_spec_limit_and_team_reward_is_the_sum(entry):
 
 def test_same_seeds_give_the_same_episode(entry):
     spec = spec_of(entry)
-    runs = [stack_episodes(run_episodes(team_env(entry, 2), linear_policy(spec), 2, seed, noise=0.1, record=True))
-            for seed in (5, 5, 6)]
+    first, second = team_env(entry, 2), team_env(entry, 2)
+    runs = [stack_episodes(run_episodes(env, linear_policy(spec), 2, seed, noise=0.1, record=True))
+            for env, seed in ((first, 5), (second, 5), (first, 6))]
     assert runs[0].keys() == runs[1].keys()
     for k in runs[0]:
         np.testing.assert_array_equal(runs[0][k], runs[1][k])
     assert not np.array_equal(runs[0]["obs"], runs[2]["obs"])
+
+
+def test_an_episode_recorded_before_a_reset_keeps_its_own_last_transition(entry):
+    """Resetting an env for its next episode must not change what was recorded of the last one:
+    the episodes an env plays first are recorded the same, whether more episodes follow or not."""
+    env = team_env(entry, 2)
+    alone, followed = (stack_episodes(run_episodes(env, linear_policy(env.spec), n, 9, noise=0.1, record=True))
+                       for n in (2, 4))
+    first_two = np.flatnonzero(followed["episode_starts"])[2]   # both envs end their first episode first
+    for k in alone:
+        np.testing.assert_array_equal(followed[k][:first_two], alone[k], err_msg=k)

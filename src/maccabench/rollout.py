@@ -96,7 +96,8 @@ def run_episodes(env: TeamEnv, policy: Policy, episodes: int, seed: int, noise: 
             now.update(avail_actions=avail, next_avail_actions=env.avail_actions())
         for k in np.flatnonzero(active):
             steps[k].append({name: a[k] for name, a in now.items()})
-        obs, state = nobs, nstate
+        # copies: the resets below write into obs/state, and the recorded steps hold views of nobs/nstate
+        obs, state = nobs.copy(), nstate.copy()
         for k in np.flatnonzero(active & (term | trunc)):
             ep = steps[k]
             out.returns.append(float(sum(team_reward(s["individual_rewards"]) for s in ep)))
