@@ -133,3 +133,61 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_job(tmp_path):
     (tmp_path / "metrics.csv").write_text("updates\n0\n")
     remove_partials(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def discrete_arrays(spec, T=40, seed=0):
+    """A valid discrete dataset's arrays: random masks (stop always available), actions among them."""
+    from maccabench.rollout import random_available
+    rng = np.random.default_rng(seed)
+    arrays = {k: v for k, v in make_arrays(spec, T, seed).items() if k != "actions"}
+    avail = rng.random((T + 1, spec.n_agents, spec.action_dim)) < 0.5
+    avail[..., 4] = True
+    arrays.update(actions=random_available(rng, avail[:-1]), avail_actions=avail[:-1], next_avail_actions=avail[1:])
+    return arrays
+
+
+@pytest.fixture
+def smax_spec():
+    """2s3z's spec from the map table (spec_of would build the game, importing jax)."""
+    from maccabench.envs.base import EnvSpec
+    from maccabench.envs.smax_maps import EPISODE_LIMIT, MAPS
+    m = MAPS["2s3z"]
+    return EnvSpec(env="2s3z", suite="smax", task="2s3z", agents=tuple(m.agents), obs_dims=(m.obs_dim,) * m.allies,
+                   action_dims=(m.n_actions,) * m.allies, state_dim=m.state_dim, discrete=True,
+                   episode_limit=EPISODE_LIMIT)
+
+
+def test_discrete_dataset_round_trips_with_integer_actions_and_masks(tmp_path, smax_spec):
+    arrays = discrete_arrays(smax_spec)
+    data.write(tmp_path / "d.h5", arrays, smax_spec, "raw")
+    ds = data.read(tmp_path / "d.h5", kind="raw", spec=smax_spec)
+    assert ds.arrays.keys() == arrays.keys() and ds.attrs["checksum"] == data.checksum(arrays)
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(ds.arrays[k], v)
+        assert ds.arrays[k].dtype == v.dtype
+    team = data.mask(tmp_path / "d.h5", tmp_path / "t.h5")       # the masks pass into team files
+    np.testing.assert_array_equal(team.arrays["next_avail_actions"], arrays["next_avail_actions"])
+
+
+def test_discrete_dataset_with_an_unavailable_action_is_refused_naming_file_and_step(tmp_path, smax_spec):
+    arrays = discrete_arrays(smax_spec)
+    path = tmp_path / "d.h5"
+    data.write(path, arrays, smax_spec, "raw")
+    t, i = 17, 2
+    bad = int(np.flatnonzero(~arrays["avail_actions"][t, i])[0])
+    arrays["actions"][t, i] = bad
+    with pytest.raises(ValueError, match="not available"):        # the writer refuses such data too
+        data.write(tmp_path / "other.h5", arrays, smax_spec, "raw")
+    with h5py.File(path, "r+") as f:   # as a faulty writer or importer would leave it: checksum of the bad data
+        f["actions"][t, i] = bad
+        f.attrs["checksum"] = data.checksum(arrays)
+    with pytest.raises(DatasetError, match=f"step {t}, agent ally_{i} took action {bad}, which was not available") as e:
+        data.read(path)
+    assert str(path) in str(e.value)
+
+
+def test_discrete_dataset_without_masks_is_refused(tmp_path, smax_spec):
+    arrays = discrete_arrays(smax_spec)
+    del arrays["next_avail_actions"]
+    with pytest.raises(ValueError, match="next_avail_actions"):
+        data.write(tmp_path / "d.h5", arrays, smax_spec, "raw")

@@ -35,7 +35,7 @@ def test_individual_rewards_are_the_env_rewards(cfg, env):
     per-agent rewards for the team; the team reward is their sum."""
     entry = C.env_entry(cfg, env)
     rng = np.random.default_rng(0)
-    others = lambda obs: np.full((*obs.shape[:2], 5), 0.3, np.float32)  # fixed opponents (5-dim actions)
+    others = lambda obs, avail: np.full((*obs.shape[:2], 5), 0.3, np.float32)  # fixed opponents (5-dim actions)
     team_env = make_team_env(entry, 1, others if entry["others"] == "frozen" else None)
     game = team_env.game
     raw = importlib.import_module(f"mpe2.{TASKS[env]}").parallel_env(continuous_actions=True, **entry["task_args"])

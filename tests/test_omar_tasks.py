@@ -246,8 +246,8 @@ def test_a_config_entry_validates_and_collects(cfg, task, team):
                                   "others": others, "metric": "normalized_score"}
     C.check(cfg)
     entry = C.env_entry(cfg, "new")
-    prey = (lambda obs: np.zeros((*obs.shape[:2], 2), np.float32)) if others == "frozen" else None
-    ep = stack_episodes(run_episodes(make_team_env(entry, 2, prey), lambda o: np.tanh(o[..., :2]), 2, 0,
+    prey = (lambda obs, avail: np.zeros((*obs.shape[:2], 2), np.float32)) if others == "frozen" else None
+    ep = stack_episodes(run_episodes(make_team_env(entry, 2, prey), lambda o, avail: np.tanh(o[..., :2]), 2, 0,
                                      noise=0.1, record=True))
     assert ep["actions"].shape == (50, 3, 2) and ep["state"].shape[1] == spec_of(entry).state_dim
     np.testing.assert_allclose(ep["team_rewards"], ep["individual_rewards"].sum(1), rtol=1e-6)

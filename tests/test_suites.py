@@ -10,7 +10,7 @@ from maccabench import config as C
 from maccabench import data
 from maccabench.envs import make_game, make_team_env, spec_of
 from maccabench.envs.base import EnvSpec, action_mask, split_agents
-from maccabench.rollout import run_episodes, stack_episodes
+from maccabench.rollout import masked_argmax, random_available, run_episodes, stack_episodes
 
 from conftest import ROOT
 
@@ -22,15 +22,18 @@ def team_env(entry: dict, num_envs: int):
     game = make_game(entry, 1)
     _, other_idx = split_agents(game.agents, entry["team"])
     mask = action_mask(game.action_dims)[other_idx]
-    others = (lambda o: np.broadcast_to(0.3 * mask, (*o.shape[:2], mask.shape[1])).astype(np.float32)) \
+    others = (lambda o, avail: np.broadcast_to(0.3 * mask, (*o.shape[:2], mask.shape[1])).astype(np.float32)) \
         if other_idx else None
     return make_team_env(entry, num_envs, others)
 
 
 def linear_policy(spec: EnvSpec, seed: int = 0):
-    """A fixed deterministic policy that depends on the observation, for any obs/action sizes."""
+    """A fixed deterministic policy that depends on the observation, for any obs/action sizes:
+    tanh of a linear map (continuous), or the available action it scores highest (discrete)."""
     w = np.random.default_rng(seed).standard_normal((spec.obs_dim, spec.action_dim)).astype(np.float32)
-    return lambda obs: np.tanh(obs @ w)
+    if spec.discrete:
+        return lambda obs, avail: masked_argmax(obs @ w, avail)
+    return lambda obs, avail: np.tanh(obs @ w)
 
 
 @pytest.fixture(params=ENVS)
@@ -46,15 +49,8 @@ def own_state(entry: dict) -> bool:
 def team_actions(env, spec: EnvSpec, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Continuous: a fixed observation-dependent policy. Discrete: a random available action per agent."""
     if not spec.discrete:
-        return linear_policy(spec)(obs) * spec.action_mask()
-    avail = env.avail_actions()
-    return np.where(avail, rng.random(avail.shape), -1.0).argmax(axis=-1)
-
-
-def continuous_rollouts(entry: dict):
-    if spec_of(entry).discrete:   # rollout.run_episodes plays deterministic tanh policies only
-        pytest.skip(f"{entry['name']}: rollouts of discrete policies come with issue 12's discrete backbones "
-                    f"(tests/test_smax.py checks the SMAX episode, its reward split and seeding)")
+        return linear_policy(spec)(obs, None) * spec.action_mask()
+    return random_available(rng, env.avail_actions())
 
 
 def check_padded_obs(spec: EnvSpec, obs: np.ndarray, state: np.ndarray, state_of_obs: bool = True):
@@ -113,7 +109,6 @@ def test_actions_outside_the_real_dims_are_ignored(entry):
 
 
 def test_episodes_last_the_spec_limit_and_team_reward_is_the_sum(entry):
-    continuous_rollouts(entry)
     env = team_env(entry, 2)
     spec = env.spec
     ep = run_episodes(env, linear_policy(spec), 3, seed=7, noise=0.1, record=True)
@@ -133,11 +128,25 @@ def test_episodes_last_the_spec_limit_and_team_reward_is_the_sum(entry):
 
 
 def test_same_seeds_give_the_same_episode(entry):
-    continuous_rollouts(entry)
     spec = spec_of(entry)
-    runs = [stack_episodes(run_episodes(team_env(entry, 2), linear_policy(spec), 2, seed, noise=0.1, record=True))
-            for seed in (5, 5, 6)]
+    first, second = team_env(entry, 2), team_env(entry, 2)
+    runs = [stack_episodes(run_episodes(env, linear_policy(spec), 2, seed, noise=0.1, record=True))
+            for env, seed in ((first, 5), (second, 5), (first, 6))]
     assert runs[0].keys() == runs[1].keys()
     for k in runs[0]:
         np.testing.assert_array_equal(runs[0][k], runs[1][k])
     assert not np.array_equal(runs[0]["obs"], runs[2]["obs"])
+
+
+def test_an_episode_recorded_before_a_reset_keeps_its_own_last_transition(entry, request):
+    """Resetting an env for its next episode must not change what was recorded of the last one:
+    the episodes an env plays first are recorded the same, whether more episodes follow or not."""
+    if spec_of(entry).discrete:
+        request.applymarker(pytest.mark.xfail(strict=False, reason="SMAX: an episode played while another env of the "
+                                              "game resets has been seen to differ (see tests/test_smax.py won test)"))
+    env = team_env(entry, 2)
+    alone, followed = (stack_episodes(run_episodes(env, linear_policy(env.spec), n, 9, noise=0.1, record=True))
+                       for n in (2, 4))
+    first_two = np.flatnonzero(followed["episode_starts"])[2]   # both envs end their first episode first
+    for k in alone:
+        np.testing.assert_array_equal(followed[k][:first_two], alone[k], err_msg=k)

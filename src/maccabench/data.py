@@ -1,12 +1,16 @@
 """Offline datasets: one self-describing HDF5 file per (env, quality, dataset seed).
 
 Arrays (T transitions, N team agents, padded to the widest agent; true sizes are in the spec):
-  obs, next_obs [T,N,O]; actions [T,N,A]; state, next_state [T,S]; terminals, timeouts [T];
+  obs, next_obs [T,N,O]; actions [T,N,A] float32 in [-1, 1] (continuous specs) or [T,N] int64
+  (discrete specs); state, next_state [T,S]; terminals, timeouts [T];
   team_rewards [T]; episode_starts [T] (True at the first step of each episode);
+  discrete specs only: avail_actions, next_avail_actions bool [T,N,A] (the actions each agent
+  could take at the step and at the next one); every action taken is an available one;
   individual_rewards [T,N] in *raw* files only.
 Attributes: kind (raw|team), spec (EnvSpec JSON), quality, seed, behaviour-return statistics,
 S_random / S_expert, versions, and `checksum`: SHA-256 over every array's name, dtype, shape and
-bytes. Readers verify the checksum and the spec and name the file when either is wrong.
+bytes. Readers verify the checksum, the spec and (discrete) that every action taken was
+available, and name the file (and the first bad step) when any is wrong.
 """
 from __future__ import annotations
 
@@ -25,6 +29,32 @@ from .io import atomic_path, versions
 RAW_ONLY = ("individual_rewards",)
 REQUIRED = ("obs", "next_obs", "actions", "state", "next_state", "terminals", "timeouts",
             "team_rewards", "episode_starts")
+DISCRETE_ONLY = ("avail_actions", "next_avail_actions")
+
+
+def required_arrays(spec: EnvSpec) -> tuple[str, ...]:
+    return REQUIRED + DISCRETE_ONLY if spec.discrete else REQUIRED
+
+
+def action_problem(arrays: dict[str, np.ndarray], spec: EnvSpec) -> str | None:
+    """What is wrong with a discrete dataset's actions (integers, shaped [T,N], each among the
+    agent's available actions at its step), or None. Continuous datasets: None."""
+    if not spec.discrete:
+        return None
+    act, avail = arrays["actions"], arrays["avail_actions"]
+    T, N, A = len(act), spec.n_agents, spec.action_dim
+    if not np.issubdtype(act.dtype, np.integer) or act.shape != (T, N):
+        return f"actions are {act.dtype} {act.shape}, a discrete env needs integers of shape {(T, N)}"
+    for name in DISCRETE_ONLY:
+        a = arrays[name]
+        if a.dtype != np.bool_ or a.shape != (T, N, A):
+            return f"{name} is {a.dtype} {a.shape}, expected bool {(T, N, A)}"
+    taken = np.take_along_axis(avail, np.clip(act, 0, A - 1)[..., None], -1)[..., 0] & (act >= 0) & (act < A)
+    if taken.all():
+        return None
+    t, i = np.argwhere(~taken)[0]
+    return (f"step {t}, agent {spec.agents[i]} took action {act[t, i]}, which was not available "
+            f"(available: {np.flatnonzero(avail[t, i]).tolist()}); {int((~taken).sum())} such actions in all")
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -53,9 +83,12 @@ class Dataset:
 
 def write(path: str | Path, arrays: dict[str, np.ndarray], spec: EnvSpec, kind: str, **attrs) -> None:
     """Atomically write a dataset; `attrs` must be JSON-serialisable."""
-    missing = [k for k in REQUIRED if k not in arrays]
+    missing = [k for k in required_arrays(spec) if k not in arrays]
     if missing:
         raise ValueError(f"dataset arrays missing: {missing}")
+    problem = action_problem(arrays, spec)
+    if problem:
+        raise ValueError(f"dataset for {spec.env}: {problem}")
     if kind == "team" and any(k in arrays for k in RAW_ONLY):
         raise ValueError("a team dataset must not contain individual rewards")
     with atomic_path(path) as tmp:
@@ -105,6 +138,12 @@ def read(path: str | Path, *, kind: str | None = None, spec: EnvSpec | None = No
         raise DatasetError(path, "is marked team but holds individual rewards")
     if spec is not None:
         require_same_spec(spec, file_spec, f"dataset {path}")
+    missing = [k for k in required_arrays(file_spec) if k not in arrays]
+    if missing:
+        raise DatasetError(path, f"lacks the arrays {', '.join(missing)}")
+    problem = action_problem(arrays, file_spec)
+    if problem:
+        raise DatasetError(path, problem)
     return Dataset(path, arrays, attrs, file_spec)
 
 

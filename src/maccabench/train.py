@@ -10,7 +10,8 @@
 Evaluation plays `eval_episodes` deterministic episodes with the team's actors against the frozen
 expert opponents of the behaviour folder (PP, WORLD), on fixed episode seeds, and reports the
 team return exactly as the S_random/S_expert references of the dataset were measured
-(`rollout.evaluate`); normalised score = 100 (S - S_random) / (S_expert - S_random).
+(`rollout.run_episodes`); normalised score = 100 (S - S_random) / (S_expert - S_random). Envs whose
+metric is win_rate (SMAX) also report the fraction of evaluation episodes won (the game's `won`).
 
 Run folder (the contract the aggregation reads; its format is maccabench.runfolder):
   config.yaml   the resolved job, device and threads
@@ -34,12 +35,13 @@ import yaml
 from . import data, layout
 from .policies import load_policies
 from .envs import make_team_env, spec_of
+from .errors import MaccabenchError
 from .io import atomic_path, remove_partials
 from .jobs import TrainJob
 from .nets import device as default_device
 from .registry import ASSIGNERS, BACKBONES
 from .rewards import RewardContext, make_assigner
-from .rollout import evaluate
+from .rollout import Episodes, run_episodes
 from .runfolder import (DERIVED_FILES, SCORE_UNDEFINED, RunError, final_record, normalized_score, read_config,
                         write_final, write_masks, write_metrics)
 
@@ -200,14 +202,25 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
     sums: dict[str, object] = {}
     count = 0
 
+    def win_rate(ep: Episodes) -> float | None:
+        """The fraction of evaluation episodes won, for envs whose metric is the win rate."""
+        if entry["metric"] != "win_rate":
+            return None
+        if ep.win_rate is None:
+            raise MaccabenchError(f"env {entry['name']!r} has metric win_rate, but its suite {entry['suite']!r} "
+                                  "reports no per-episode won flag. Fix: use metric normalized_score for it")
+        return ep.win_rate
+
     def evaluate_now(updates: int) -> None:
         nonlocal sums, count
-        returns = evaluate(eval_env, backbone.act, job.eval_episodes, seed + EVAL_SEED_OFFSET)
+        # continuous backbones act on observations alone
+        ep = run_episodes(eval_env, lambda obs, avail: backbone.act(obs), job.eval_episodes, seed + EVAL_SEED_OFFSET)
+        returns = np.asarray(ep.returns)
         row = {"updates": updates, "loop_steps": updates * job.loop_steps_per_update,
                "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),
                "eval/return_std": float(returns.std()),
                "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert, score_undefined),
-               "eval/win_rate": None}
+               "eval/win_rate": win_rate(ep)}
         row.update({k: float(v) / count for k, v in sums.items()})
         rows.append(row)
         sums, count = {}, 0

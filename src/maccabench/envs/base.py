@@ -180,7 +180,9 @@ def team_causal_masks(game: Game, team: list[str], spec: EnvSpec) -> tuple[np.nd
     return state[:, state_cols], action[:, action_cols]
 
 
-Policy = Callable[[np.ndarray], np.ndarray]  # obs [K, M, maxO] -> actions [K, M, maxA] (discrete: [K, M] ints)
+# policy(obs [K, M, maxO], avail bool [K, M, maxA] or None where the game is continuous) -> actions
+# [K, M, maxA] in [-1, 1], or (discrete) one available integer action per agent [K, M]
+Policy = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
 class TeamEnv:
@@ -229,7 +231,9 @@ class TeamEnv:
             full = np.zeros((K, len(self.game.agents), max(self.game.action_dims)), np.float32)
             full[:, self.team_idx, : team_actions.shape[-1]] = team_actions
         if self.other_idx:
-            others = self.others_policy(self._obs_all[:, self.other_idx])
+            avail = self.game.avail_actions()
+            others = self.others_policy(self._obs_all[:, self.other_idx],
+                                        None if avail is None else avail[:, self.other_idx])
             if self.spec.discrete:
                 full[:, self.other_idx] = others
             else:
