@@ -191,3 +191,18 @@ def test_discrete_dataset_without_masks_is_refused(tmp_path, smax_spec):
     del arrays["next_avail_actions"]
     with pytest.raises(ValueError, match="next_avail_actions"):
         data.write(tmp_path / "d.h5", arrays, smax_spec, "raw")
+
+
+def test_a_collection_job_from_an_older_collector_is_refused(cfg, tmp_path):
+    """The collection format is part of every collect job (so Snakemake collects stale datasets
+    again when it changes); the collector refuses a job written for another format, by name."""
+    from maccabench import config as C
+    from maccabench.collect import collect
+    from maccabench.errors import ConfigError
+    from maccabench.jobs import COLLECTION_FORMAT
+
+    job = C.collect_job(cfg, "cn", "expert", 0)
+    assert job["collection_format"] == COLLECTION_FORMAT
+    with pytest.raises(ConfigError) as e:
+        collect({**job, "collection_format": COLLECTION_FORMAT - 1}, tmp_path, tmp_path / "x.h5")
+    assert e.value.field == "--job.collection_format" and not (tmp_path / "x.h5").exists()

@@ -11,6 +11,8 @@ from . import data
 from .behavior.checkpoints import undefined_score_reason
 from .envs import make_team_env, spec_of
 from .envs.base import team_reward
+from .errors import ConfigError
+from .jobs import COLLECTION_FORMAT
 from .policies import BehaviorFileError, load_policies
 from .rollout import run_episodes, stack_episodes
 
@@ -43,6 +45,9 @@ def _read_replay(path: Path) -> dict[str, np.ndarray]:
 
 def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
     """Write the raw dataset of `job` (config.collect_job) from a finished behaviour folder."""
+    if job["collection_format"] != COLLECTION_FORMAT:
+        raise ConfigError("--job.collection_format", f"is {job['collection_format']}, this collector records format "
+                          f"{COLLECTION_FORMAT}", "pass the job the `collect` rule (config.collect_job) writes now")
     behavior_dir = Path(behavior_dir)
     summary = _read_summary(behavior_dir / "summary.json")
     entry, quality, seed = job["env"], job["quality"], job["seed"]
@@ -69,6 +74,7 @@ def collect(job: dict, behavior_dir: str | Path, out_path: str | Path) -> dict:
         else undefined_score_reason(summary["references"]),
         "behavior_checkpoint_env_steps": summary["checkpoint_env_steps"].get(quality, summary["checkpoint_env_steps"]["medium"]),
         "collection_noise": job["noise"] if quality != "medium-replay" else 0.0,
+        "collection_format": COLLECTION_FORMAT,
         "env_config": entry,
     }
     data.write(out_path, arrays, spec, "raw", **meta)

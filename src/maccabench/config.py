@@ -20,7 +20,7 @@ from . import layout
 from .errors import ConfigError, range_fix, type_fix
 from .yamlfile import read_strict
 from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
-from .jobs import TrainJob
+from .jobs import COLLECTION_FORMAT, TrainJob
 from .registry import ASSIGNERS, BACKBONES, SUITES
 
 
@@ -222,6 +222,7 @@ def collect_job(cfg: dict, env: str, quality: str, seed: int) -> dict:
         "transitions": t["dataset_transitions"],
         "noise": cfg["collection"]["noise"],
         "num_envs": cfg["behavior"]["num_envs"],
+        "collection_format": COLLECTION_FORMAT,
     }
 
 

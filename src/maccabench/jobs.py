@@ -115,10 +115,16 @@ def _is_int(value) -> bool:
 # ---- the plain-dict jobs of the behaviour and collection stages -------------------------------
 
 # top-level keys of config.behavior_job and config.collect_job (tests/test_cli_errors.py keeps them equal)
+# What `collect` records for the same job. Part of every collection job, so that a change of it
+# makes Snakemake (params rerun-trigger) collect existing datasets again instead of keeping
+# transitions recorded by an older collector. 2: the last transition of an episode that another
+# followed on the same env kept the next episode's first obs/state as next_obs/next_state (fixed).
+COLLECTION_FORMAT = 2
+
 STAGE_JOB_KEYS = {
     "behavior": ("env", "seed", "behavior", "env_steps", "start_steps", "update_every", "eval_every",
                  "eval_episodes", "reference_episodes"),
-    "collect": ("env", "quality", "seed", "transitions", "noise", "num_envs"),
+    "collect": ("env", "quality", "seed", "transitions", "noise", "num_envs", "collection_format"),
 }
 
 
