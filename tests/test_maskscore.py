@@ -9,14 +9,13 @@ import pytest
 
 import aggregate_fixtures as F
 from maccabench import config as C
-from maccabench import data, layout, runfolder
+from maccabench import layout, runfolder
 from maccabench.aggregate import spec, tables
-from maccabench.behavior import train as learn_behavior
 from maccabench.cli import main as cli_main
-from maccabench.collect import collect
 from maccabench.envs import causal_masks_of
 from maccabench.maskscore import score_mask, score_masks
 from maccabench.train import train
+from test_train_loop import tiny_pipeline
 
 TRUTH = np.array([[1, 1, 0, 0, 0, 0],
                   [0, 0, 1, 1, 0, 0],
@@ -128,20 +127,11 @@ def test_recovery_table_without_ground_truth_has_no_mask_sections(base_config, t
 # ---- a real MACCA run on the credit task ---------------------------------------------------------
 
 ENV, QUALITY, ALGO = "cn-credit", "expert", "macca-omar"
-TINY = {"behavior_env_steps": 300, "behavior_start_steps": 100, "behavior_update_every": 10,
-        "behavior_eval_every": 100, "behavior_eval_episodes": 2, "reference_episodes": 2,
-        "dataset_transitions": 100, "train_updates": 4, "train_batch_size": 16, "eval_every": 2, "eval_episodes": 1}
 
 
 def test_a_short_macca_run_on_the_credit_task_records_mask_recovery(base_config, tmp_path):
-    cfg = {**base_config, "tier": "smoke", "results": str(tmp_path / "{tier}")}
-    cfg["tiers"] = {**cfg["tiers"], "smoke": {**cfg["tiers"]["smoke"], **TINY}}
-    root = C.results_dir(cfg)
-    behavior = layout.behavior_dir(root, ENV, 0)
-    learn_behavior(C.behavior_job(cfg, ENV, 0), behavior, progress=False, threads=1)
+    cfg, root = tiny_pipeline(base_config, tmp_path, ENV, QUALITY)
     raw = layout.dataset(root, "raw", ENV, QUALITY, 0)
-    collect(C.collect_job(cfg, ENV, QUALITY, 0), behavior, raw)
-    data.mask(raw, layout.dataset(root, "team", ENV, QUALITY, 0))
     job = C.train_job(cfg, ENV, QUALITY, ALGO, 0)
     folder = Path(C.run_dir(cfg, ENV, QUALITY, ALGO, 0))
     train(job, folder, progress=False, threads=1)

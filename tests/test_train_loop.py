@@ -22,18 +22,23 @@ TINY = {"behavior_env_steps": 300, "behavior_start_steps": 100, "behavior_update
 ALGORITHMS = [*ALGOS, "macca-omar"]
 
 
-@pytest.fixture(scope="module")
-def tiny(base_config, tmp_path_factory):
-    """(config, results root) with a team dataset of ENV/QUALITY made by the package's own stages."""
-    cfg = {**base_config, "tier": "smoke", "results": str(tmp_path_factory.mktemp("results") / "{tier}")}
+def tiny_pipeline(base_config: dict, results: Path, env: str, quality: str) -> tuple[dict, str]:
+    """(config, results root) of the smoke tier shrunk to TINY under `results`, with the raw and team
+    datasets of env/quality (dataset seed 0) made by the package's own stages."""
+    cfg = {**base_config, "tier": "smoke", "results": str(results / "{tier}")}
     cfg["tiers"] = {**cfg["tiers"], "smoke": {**cfg["tiers"]["smoke"], **TINY}}
     root = C.results_dir(cfg)
-    behavior = layout.behavior_dir(root, ENV, 0)
-    learn_behavior(C.behavior_job(cfg, ENV, 0), behavior, progress=False, threads=1)
-    raw = layout.dataset(root, "raw", ENV, QUALITY, 0)
-    collect(C.collect_job(cfg, ENV, QUALITY, 0), behavior, raw)
-    data.mask(raw, layout.dataset(root, "team", ENV, QUALITY, 0))
+    behavior = layout.behavior_dir(root, env, 0)
+    learn_behavior(C.behavior_job(cfg, env, 0), behavior, progress=False, threads=1)
+    raw = layout.dataset(root, "raw", env, quality, 0)
+    collect(C.collect_job(cfg, env, quality, 0), behavior, raw)
+    data.mask(raw, layout.dataset(root, "team", env, quality, 0))
     return cfg, root
+
+
+@pytest.fixture(scope="module")
+def tiny(base_config, tmp_path_factory):
+    return tiny_pipeline(base_config, tmp_path_factory.mktemp("results"), ENV, QUALITY)
 
 
 def test_every_backbone_has_a_run_here(base_config):
