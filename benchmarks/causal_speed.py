@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import sys
 from pathlib import Path
 

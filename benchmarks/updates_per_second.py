@@ -28,7 +28,6 @@ import os
 import time
 
 import torch
-import yaml
 
 from maccabench import config as C
 from maccabench.algos.common import OMAR_NETWORKS

@@ -786,7 +786,6 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
     if bool(long["partial"].any()) if "partial" in long else False:
         notes.insert(0, "Our table is PARTIAL (see its CSV/Markdown for the missing runs).")
     notes[:0] = _undefined_notes(table, _csv_undefined(long))
-    title = f"{table.title} — ours vs the paper's published values"
     out = pd.DataFrame(frame)
     long_out = pd.DataFrame([{c: (v.text if isinstance(v, Cell) else v) for c, v in r.items()} for r in frame])
     return Built(table, long_out, [Section("ours | paper (paper values marked '(paper)', never used in our tables)", out)],

@@ -31,7 +31,6 @@ import io
 import os
 import sys
 import tempfile
-from functools import partial
 
 import numpy as np
 
