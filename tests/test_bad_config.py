@@ -7,9 +7,7 @@ the mark is removed then.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import re
 import subprocess
 import sys

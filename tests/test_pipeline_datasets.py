@@ -13,7 +13,7 @@ from maccabench import config as C
 from maccabench import data
 from maccabench.envs import spec_of
 
-from conftest import ROOT, snakemake
+from conftest import ROOT
 
 
 @pytest.mark.slow
