@@ -583,6 +583,7 @@ def test_anchor_table_beside_omars_published_scores(base_config, tmp_path):
     assert random["MA-CQL (individual rewards) (paper)"] == "24.0" and random["MA-ICQ (paper)"] == "6.3"
     assert "OMAR" in paper["anchor"]["source"] and paper["anchor"]["source"] in md    # cited as OMAR's, not MACCA's
     assert "114.9" not in (out / "anchor.md").read_text()
+    assert "published in the OMAR paper (Table 1)" in md and "MACCA paper" not in md
 
 
 def _write_resolved_config(cfg, key):

@@ -113,6 +113,7 @@ class Built:
     sections: list[Section]
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    cited_as: str = "the MACCA paper"       # side-by-side tables: whose published values they show
 
     @property
     def partial(self) -> bool:
@@ -789,7 +790,7 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
     out = pd.DataFrame(frame)
     long_out = pd.DataFrame([{c: (v.text if isinstance(v, Cell) else v) for c, v in r.items()} for r in frame])
     return Built(table, long_out, [Section("ours | paper (paper values marked '(paper)', never used in our tables)", out)],
-                 notes=[n for n in notes if n])
+                 notes=[n for n in notes if n], cited_as=pv.get("cited_as", "the MACCA paper"))
 
 
 def write_side_by_side(built: Built, out_dir: str | Path) -> dict[str, Path]:
@@ -799,7 +800,7 @@ def write_side_by_side(built: Built, out_dir: str | Path) -> dict[str, Path]:
         built.long.to_csv(tmp, index=False)
     title = f"{t.title} — ours vs the paper"
     caption = (f"Side-by-side version of {t.name}: our numbers from run folders (tier {t.tier}) next to the values "
-               f"published in the MACCA paper, marked '(paper)'.")
+               f"published in {built.cited_as}, marked '(paper)'.")
     for how in ("md", "tex", "html"):
         with atomic_path(paths[how]) as tmp:
             tmp.write_text(render(title, caption, built.sections, built.notes, how, False))
