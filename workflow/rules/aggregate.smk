@@ -5,14 +5,7 @@
 # Errors in `tables:` (an algorithm not in `algorithms:`, ...) surface when a target needs that
 # table, before any job starts. The aggregate rules are light: local (`localrules`), conda env
 # envs/analysis.yaml; the report rule runs Snakemake itself, in envs/sim.yaml (the workflow's parse needs it).
-import os
-
-from maccabench.aggregate import spec as tables_spec
-
-TABLE_NAMES = tables_spec.table_names(config)
-GROUP_NAMES = {"main": "Main results", "ablation": "Ablations", "recovery": "Reward recovery",
-               "anchor": "Anchor (OMAR's published numbers)", "hyperparameters": "Hyper-parameters used"}
-PAPER_VALUES = "config/paper_values.yaml"
+include: "aggregate_common.smk"
 
 
 report: "../report/workflow.rst"
@@ -23,68 +16,6 @@ wildcard_constraints:
 
 
 localrules: aggregate_table, aggregate_vs_paper, aggregate_curves, aggregate_masks, aggregate_recovery_scatter, report
-
-
-def table_of(name):
-    return tables_spec.resolve(config, name)
-
-
-def active_table(name):
-    t = table_of(name)
-    if not t.active:
-        raise ValueError(f"\n\nTable {name} has no rows in tier {config['tier']}: {t.inactive_reason}.\n")
-    return t
-
-
-def table_outputs(name):
-    """The table `name` in every format (a pattern for name="{table}"), by format."""
-    return {fmt: layout.table_file(RESULTS, name, fmt) for fmt in layout.TABLE_FORMATS}
-
-
-def figure_outputs(name):
-    return {fmt: layout.figure_file(RESULTS, name, fmt) for fmt in layout.FIGURE_FORMATS}
-
-
-def table_files(name):
-    t = active_table(name)
-    files = list(table_outputs(name).values())
-    if t.paper:
-        files += list(table_outputs(layout.vs_paper(name)).values())
-    return files
-
-
-def figure_files(group=None):
-    """PNG+PDF of every figure whose runs the tier has (optionally only for one table group)."""
-    figs = tables_spec.figures(config)
-    files = []
-    for name in figs.get("curves", []):
-        t = table_of(name)
-        if t.active and (group is None or t.group == group):
-            files += list(figure_outputs(layout.curves_figure(name)).values())
-    masks = figs.get("masks")
-    if group is None and masks and masks["env"] in TIER["envs"] and masks["quality"] in TIER["qualities"]:
-        files += list(figure_outputs(layout.MASKS_FIGURE).values())
-    rec = figs.get("recovery")
-    if rec and table_of(rec).active and (group is None or table_of(rec).group == group):
-        files += list(figure_outputs(layout.RECOVERY_FIGURE).values())
-    return files
-
-
-def group_files(group):
-    return [f for t in tables_spec.tables(config, group) for f in table_files(t.name)] + figure_files(group)
-
-
-def aggregate_outputs(wildcards=None):
-    """Every table and figure the tier fills (what the report shows and `all` builds)."""
-    return [f for t in tables_spec.tables(config) for f in table_files(t.name)] + figure_files()
-
-
-def paper_cited_as(name):
-    """Which paper a table's published values come from (an entry's `cited_as`; the MACCA paper by default)."""
-    import yaml
-
-    with open(PAPER_VALUES) as f:
-        return (yaml.safe_load(f).get(table_of(name).paper) or {}).get("cited_as", "the MACCA paper")
 
 
 rule aggregate_table:
@@ -173,14 +104,6 @@ rule aggregate_curves:
         "python -m maccabench.aggregate curves --job {params.job:q} --out {output.png} > {log} 2>&1"
 
 
-def masks_runs(wildcards=None):
-    m = tables_spec.figures(config)["masks"]
-    return [
-        layout.run_file(RESULTS, m["env"], m["quality"], m["algo"], s, layout.FINAL)
-        for s in tables_spec.train_seeds(config)
-    ]
-
-
 rule aggregate_masks:
     input:
         masks_runs,
@@ -211,10 +134,6 @@ rule aggregate_masks:
         "python -m maccabench.aggregate masks --job {params.job:q} --out {output.png} > {log} 2>&1"
 
 
-def recovery_table():
-    return table_of(tables_spec.figures(config)["recovery"])
-
-
 rule aggregate_recovery_scatter:
     input:
         lambda w: recovery_table().input_files(),
@@ -243,12 +162,6 @@ rule aggregate_recovery_scatter:
 
 
 # ---- named targets ----------------------------------------------------------------------------
-
-
-def table_target(name):
-    """A table and, where the tier has its runs, its learning curves."""
-    curves = figure_outputs(layout.curves_figure(name)).values()
-    return table_files(name) + [f for f in figure_files() if f in curves]
 
 
 rule table1:

@@ -50,3 +50,22 @@ def tier_resources(rule: str) -> dict:
         base = resources["runtime"]
         resources["runtime"] = lambda w, attempt: base * attempt
     return resources
+
+
+# ---- training (train.smk) ----------------------------------------------------------------------
+
+def train_job(w):
+    return mbconfig.train_job(config, w.env, w.quality, w.algo, int(w.seed))
+
+
+def train_inputs(w) -> dict:
+    job = train_job(w)
+    inputs = {"dataset": job.dataset, "behavior": job.behavior}
+    if job.raw_dataset:   # ground-truth ablations only
+        inputs["raw"] = job.raw_dataset
+    return inputs
+
+
+def run_file(name: str) -> str:
+    """A file of the run folder, as a wildcard pattern."""
+    return layout.run_file(RESULTS, "{env}", "{quality}", "{algo}", "{seed}", name)

@@ -8,24 +8,7 @@ wildcard_constraints:
     algo="|".join(re.escape(a) for a in config["algorithms"]),
 
 
-def train_job(w):
-    return mbconfig.train_job(config, w.env, w.quality, w.algo, int(w.seed))
-
-
-def train_inputs(w) -> dict:
-    job = train_job(w)
-    inputs = {"dataset": job.dataset, "behavior": job.behavior}
-    if job.raw_dataset:   # ground-truth ablations only
-        inputs["raw"] = job.raw_dataset
-    return inputs
-
-
 RUN_JOB = layout.run_job("{env}", "{quality}", "{algo}", "{seed}")
-
-
-def run_file(name: str) -> str:
-    """A file of the run folder, as a wildcard pattern."""
-    return layout.run_file(RESULTS, "{env}", "{quality}", "{algo}", "{seed}", name)
 
 
 rule train:
@@ -52,7 +35,6 @@ rule train:
         "python -m maccabench train --env {wildcards.env} --quality {wildcards.quality} "
         "--algo {wildcards.algo} --seed {wildcards.seed} --job {params.job:q} --out {params.out} "
         "--threads {threads} --no-progress > {log} 2>&1"
-
 
 
 # Reward recovery of a MACCA run: the correlation of its learned per-agent rewards with the hidden
