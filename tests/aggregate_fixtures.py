@@ -81,7 +81,7 @@ def write_run(cfg: dict, env: str, quality: str, algo: str, seed: int, final_sco
     rows = []
     for i, u in enumerate(updates):
         row = {"updates": int(u), "loop_steps": int(u) * 100, "wall_s": float(frac[i] * 3.0),
-               "eval/return_mean": float(ret[i]), "eval/return_std": 1.5,
+               "eval/return_mean": float(ret[i]), "eval/return_std": 1.5, "eval/episodes": 10,
                "eval/normalized_score": None if np.isnan(norm[i]) else float(norm[i]),
                "eval/win_rate": None if np.isnan(win[i]) else float(win[i]),
                "losses/critic": float(np.linspace(2, 1, len(updates))[i]),

@@ -469,7 +469,7 @@ def test_references_within_noise_give_no_score_and_say_why(tmp_path):
     # the run folder: returns kept, no score, the reason in final.json, empty cells in metrics.csv
     assert runfolder.normalized_score(-60.0, -74.79, -75.60, why) is None
     assert runfolder.normalized_score(-60.0, -50.0, -10.0) == pytest.approx(-25.0)   # the normal case
-    rows = [{"updates": u, "loop_steps": 100 * u, "wall_s": 1.0, "eval/return_mean": -60.0 + u, "eval/return_std": 2.0,
+    rows = [{"updates": u, "loop_steps": 100 * u, "wall_s": 1.0, "eval/return_mean": -60.0 + u, "eval/return_std": 2.0, "eval/episodes": 10,
              "eval/normalized_score": runfolder.normalized_score(-60.0 + u, -74.79, -75.60, why), "eval/win_rate": None}
             for u in (0, 10)]
     final = runfolder.final_record(env="cn", quality="expert", algo="omar", seed=0, tier="smoke", metric="normalized_score",
@@ -634,6 +634,6 @@ def test_smoke_dag_contains_the_anchor_table(tmp_path, base_config):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for name in ("anchor", "anchor_vs_paper", "anchor_bn", "table3", "table4"):
         assert f"smoke/tables/{name}.csv" in r.stdout, name
-    for algo in ("anchor-omar", "anchor-icql", "maicq", "anchor-omar-bn", "anchor-icql-bn"):
+    for algo in ("anchor-omar", "anchor-icql", "maicq", "anchor-omar-nobn", "anchor-icql-nobn"):
         for q in base_config["tiers"]["smoke"]["qualities"]:
             assert f"smoke/runs/cn/{q}/{algo}/seed0/final.json" in r.stdout, (algo, q)

@@ -395,6 +395,7 @@ def train_job(cfg: dict, env: str, quality: str, algo: str, seed: int) -> TrainJ
         batch_size=t["train_batch_size"],
         eval_every=t["eval_every"],
         eval_episodes=t["eval_episodes"],
+        final_eval_episodes=t.get("final_eval_episodes", t["eval_episodes"]),
         loop_steps_per_update=cfg["training"]["loop_steps_per_update"],
         table_score=cfg["training"]["table_score"],
     )

@@ -40,6 +40,7 @@ class TrainJob:
     batch_size: int
     eval_every: int
     eval_episodes: int
+    final_eval_episodes: int    # the last evaluation's episodes (the one `final` tables report)
     loop_steps_per_update: int
     table_score: str            # final | best
     # parsed from backbone_hp / rewards_hp when the job is built
@@ -58,7 +59,8 @@ class TrainJob:
             if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
                 raise ConfigError(key, f"must be a non-negative integer, got {getattr(self, key)!r}",
                                   "use a seed >= 0")
-        for key in ("updates", "batch_size", "eval_every", "eval_episodes", "loop_steps_per_update"):
+        for key in ("updates", "batch_size", "eval_every", "eval_episodes", "final_eval_episodes",
+                    "loop_steps_per_update"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 1:
                 raise ConfigError(key, f"must be a positive integer, got {getattr(self, key)!r}",
                                   f"set `{key}` to a whole number >= 1 in the tier's training settings")

@@ -31,10 +31,10 @@ from .errors import MaccabenchError
 from .io import atomic_path, versions, write_json
 
 FIXED_COLUMNS = ("updates", "loop_steps", "wall_s", "eval/return_mean", "eval/return_std",
-                 "eval/normalized_score", "eval/win_rate")
+                 "eval/episodes", "eval/normalized_score", "eval/win_rate")
 METRIC_COLUMNS = {"normalized_score": "eval/normalized_score", "win_rate": "eval/win_rate"}   # env metric -> column
 TABLE_SCORES = ("final", "best")
-POINT_KEYS = ("updates", "return_mean", "return_std", "normalized_score", "win_rate")
+POINT_KEYS = ("updates", "return_mean", "return_std", "episodes", "normalized_score", "win_rate")
 FINAL_KEYS = ("env", "quality", "algo", "seed", "tier", "metric", "final", "best", "table_score",
               "S_random", "S_expert", "updates", "wall_s", "versions")
 SCORE_UNDEFINED = "normalized_score_undefined"   # final.json (and dataset attribute): reason, or None
@@ -112,7 +112,7 @@ def final_record(*, env: str, quality: str, algo: str, seed: int, tier: str, met
 
     def point(row: dict) -> dict:
         return {"updates": row["updates"], "return_mean": row["eval/return_mean"], "return_std": row["eval/return_std"],
-                "normalized_score": row["eval/normalized_score"], "win_rate": row["eval/win_rate"]}
+                "episodes": row["eval/episodes"], "normalized_score": row["eval/normalized_score"], "win_rate": row["eval/win_rate"]}
 
     scored = [r for r in rows if r[key] is not None and not math.isnan(r[key])]
     best = max(scored, key=lambda r: r[key]) if scored else rows[-1]

@@ -213,12 +213,13 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
 
     def evaluate_now(updates: int) -> None:
         nonlocal sums, count
+        episodes = job.final_eval_episodes if updates == job.updates else job.eval_episodes
         # continuous backbones act on observations alone
-        ep = run_episodes(eval_env, lambda obs, avail: backbone.act(obs), job.eval_episodes, seed + EVAL_SEED_OFFSET)
+        ep = run_episodes(eval_env, lambda obs, avail: backbone.act(obs), episodes, seed + EVAL_SEED_OFFSET)
         returns = np.asarray(ep.returns)
         row = {"updates": updates, "loop_steps": updates * job.loop_steps_per_update,
                "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),
-               "eval/return_std": float(returns.std()),
+               "eval/return_std": float(returns.std()), "eval/episodes": len(returns),
                "eval/normalized_score": normalized_score(float(returns.mean()), s_random, s_expert, score_undefined),
                "eval/win_rate": win_rate(ep)}
         row.update({k: float(v) / count for k, v in sums.items()})
