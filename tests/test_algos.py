@@ -304,15 +304,6 @@ def test_tier_update_counts_and_overrides(cfg):
         C.check(cfg)
 
 
-@pytest.mark.parametrize("name", list(BACKBONES))
-def test_discrete_action_envs_are_refused_by_name(cfg, name):
-    from dataclasses import replace
-    from maccabench.errors import MaccabenchError
-    smax = replace(CN, env="2s3z", suite="smax", discrete=True)
-    with pytest.raises(MaccabenchError, match=f"backbone {name.upper()}.*continuous.*'2s3z'"):
-        BACKBONES[name].build(smax, hp(cfg, name), torch.device("cpu"), seed=0)
-
-
 # ---- OMAR's network options: input BatchNorm, actors' last-layer initialisation --------------------
 
 def test_agent_batchnorm_is_torch_batchnorm1d_per_agent():

@@ -123,15 +123,32 @@ def check(cfg: dict) -> dict:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
             suite = cfg["environments"][env]["suite"]
-            if SUITES[suite].discrete:   # the behaviour learner (MATD3) and every backbone are continuous
+            _check_backbone_kinds(cfg, tier_name, env)
+            if SUITES[suite].discrete:   # the behaviour learner (MATD3) is continuous
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]",
-                                  f"env {env!r} (suite {suite}) has discrete actions, which no behaviour learner or "
-                                  "backbone handles yet",
-                                  "remove it from the tier: discrete backbones are the next step of issue 12")
+                                  f"env {env!r} (suite {suite}) has discrete actions, which no behaviour learner "
+                                  "handles yet",
+                                  "remove it from the tier: discrete behaviour learning is the next step of issue 12")
     _check_training(cfg)
     if "tables" in cfg:
         _check_tables(cfg)
     return cfg
+
+
+def _check_backbone_kinds(cfg: dict, tier_name: str, env: str) -> None:
+    """Every algorithm of the tier has a backbone implementation for the env's kind of actions
+    (registry.BackboneEntry.kind_problem: one name resolves to the continuous or the discrete one)."""
+    suite = cfg["environments"][env]["suite"]
+    for j, algo in enumerate(cfg["tiers"][tier_name]["algos"]):
+        backbone = cfg["algorithms"].get(algo, {}).get("backbone")
+        if backbone not in BACKBONES:
+            continue    # an unknown algorithm or backbone: _check_training names it
+        problem = BACKBONES[backbone].kind_problem(backbone, SUITES[suite].discrete)
+        if problem:
+            raise ConfigError(f"tiers.{tier_name}.algos[{j}]", f"algorithm {algo!r} cannot train env {env!r} "
+                              f"(suite {suite}): {problem}",
+                              f"remove {algo!r} or {env!r} from tiers.{tier_name}, or give "
+                              f"algorithms.{algo}.backbone one of those backbones")
 
 
 def _check_environments(cfg: dict) -> None:

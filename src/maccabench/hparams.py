@@ -122,20 +122,24 @@ class BackboneConfig:
                                   "matrix products (weights, optimiser and losses' reductions stay fp32)")
 
 
+# One config per backbone name serves its continuous and its discrete implementation (registry.
+# BackboneEntry); the options one kind does not use are marked (docs/discrete.md).
 @dataclass(frozen=True)
 class ICQLConfig(BackboneConfig):
     cql_alpha: float = hp_field(min=0, doc="CQL penalty weight (paper Table 4, per quality)")
-    cql_samples: int = hp_field(min=1, doc="uniform random actions per state in the CQL log-sum-exp")
-    actor_l2: float = hp_field(min=0, doc="weight of mean(pi(o)^2) in the actor loss (OMAR: 1e-3)")
+    cql_samples: int = hp_field(min=1, doc="uniform random actions per state in the CQL log-sum-exp "
+                                "(continuous; discrete: exact over the available actions)")
+    actor_l2: float = hp_field(min=0, doc="weight of mean(pi(o)^2) in the actor loss (OMAR: 1e-3; continuous only)")
 
 
 @dataclass(frozen=True)
 class OMARConfig(ICQLConfig):
     omar_tau: float = hp_field(min=0, max=1, doc="weight of the rectification term (Table 4, per quality)")
-    omar_iters: int = hp_field(min=1, doc="iterations of the zeroth-order optimiser (MPE: 3)")
-    omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10)")
-    omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0)")
-    omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0)")
+    omar_iters: int = hp_field(min=1, doc="iterations of the zeroth-order optimiser (MPE: 3; continuous only, "
+                                 "discrete: an exact argmax)")
+    omar_samples: int = hp_field(min=1, doc="actions sampled per iteration (MPE: 10; continuous only)")
+    omar_mu: float = hp_field(doc="initial mean of the sampling distribution (0; continuous only)")
+    omar_sigma: float = hp_field(min=0, doc="initial standard deviation (2.0; continuous only)")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import hparams
 from .errors import ConfigError
-from .registry import ASSIGNERS, BACKBONES
+from .registry import ASSIGNERS, BACKBONES, SUITES
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class TrainJob:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"{where}.backbone", f"unknown backbone {self.backbone!r}",
                               f"use one of {', '.join(BACKBONES)}")
+        suite = SUITES.get(self.env.get("suite"))   # unknown suites: the env's own checks name them
+        problem = suite and BACKBONES[self.backbone].kind_problem(self.backbone, suite.discrete)
+        if problem:
+            raise ConfigError(f"{where}.backbone", f"cannot train env {self.env.get('name')!r}: {problem}",
+                              f"give algorithms.{self.algo}.backbone one of those backbones")
         if self.rewards not in ASSIGNERS:
             raise ConfigError(f"{where}.rewards", f"unknown reward assigner {self.rewards!r}",
                               f"use one of {', '.join(ASSIGNERS)}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import hparams
-from .errors import ConfigError
+from .errors import ConfigError, MaccabenchError
 
 
 def _load(ref: str):
@@ -29,25 +29,51 @@ def _load(ref: str):
 
 @dataclass(frozen=True)
 class BackboneEntry:
-    impl: str                       # "module:Class"; the class is built as Class(spec, config, device, seed)
+    """One backbone name (`icql`, `omar`, `maicq`) and its implementations: `impl` for continuous
+    actions, `discrete_impl` for discrete ones (integer actions with availability masks); the
+    env's spec picks one (`load`, `build`), and validation refuses a name that has none for an
+    env's kind before any job starts (`kind_problem`). Both take the same config dataclass, so one
+    `backbones.<name>` section serves every suite."""
+    impl: str | None                # "module:Class"; the class is built as Class(spec, config, device, seed)
     config: type                    # its hyper-parameters (hparams dataclass)
     # what is wrong with its parsed config paired with a reward assigner (shared: every agent gets
     # the team reward), or None; checked before any job starts
     check_rewards: Callable[[object, bool], str | None] | None = None
+    discrete_impl: str | None = None
 
-    def load(self) -> type:
-        return _load(self.impl)
+    def ref(self, discrete: bool) -> str | None:
+        return self.discrete_impl if discrete else self.impl
+
+    def kind_problem(self, name: str, discrete: bool) -> str | None:
+        """Why backbone `name` cannot train an env of this kind, or None."""
+        if self.ref(discrete) is not None:
+            return None
+        kind, other = ("discrete", "continuous") if discrete else ("continuous", "discrete")
+        fits = [b for b, e in BACKBONES.items() if e.ref(discrete) is not None]
+        return (f"backbone {name} has no implementation for {kind} actions (only for {other} ones); "
+                f"backbones for {kind} actions: {', '.join(fits) or 'none'}")
+
+    def load(self, discrete: bool) -> type:
+        ref = self.ref(discrete)
+        if ref is None:   # validation (config.check, jobs.TrainJob) refuses this before any job starts
+            raise MaccabenchError(f"{self.impl or self.discrete_impl} has no {'discrete' if discrete else 'continuous'}"
+                                  "-action implementation. Fix: train this env with a backbone that has one")
+        return _load(ref)
 
     def build(self, spec, config, device, seed: int):
-        return self.load()(spec, config, device, seed)
+        """The implementation for the env's kind (spec.discrete), built."""
+        return self.load(spec.discrete)(spec, config, device, seed)
 
 
 # name, as written in `algorithms.<name>.backbone` and `backbones:`
 BACKBONES: dict[str, BackboneEntry] = {
-    "icql": BackboneEntry("maccabench.algos.icql:ICQL", hparams.ICQLConfig),
-    "omar": BackboneEntry("maccabench.algos.omar:OMAR", hparams.OMARConfig),
+    "icql": BackboneEntry("maccabench.algos.icql:ICQL", hparams.ICQLConfig,
+                          discrete_impl="maccabench.algos.icql_discrete:DiscreteICQL"),
+    "omar": BackboneEntry("maccabench.algos.omar:OMAR", hparams.OMARConfig,
+                          discrete_impl="maccabench.algos.omar_discrete:DiscreteOMAR"),
     "maicq": BackboneEntry("maccabench.algos.maicq:MAICQ", hparams.MAICQConfig,
-                           check_rewards=hparams.maicq_rewards_problem),
+                           check_rewards=hparams.maicq_rewards_problem,
+                           discrete_impl="maccabench.algos.maicq_discrete:DiscreteMAICQ"),
 }
 
 

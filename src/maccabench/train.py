@@ -52,7 +52,8 @@ PROBE_SEED_OFFSET = 50_000  # the fixed probe batch of mask snapshots
 class Batches:
     """A team-reward dataset held in memory as tensors, sampled uniformly with its own generator.
 
-    Batches carry the dataset's arrays plus `index` (rows drawn), `next_actions` and
+    Batches carry the dataset's arrays (discrete: integer `actions` and the `avail_actions` /
+    `next_avail_actions` masks) plus `index` (rows drawn), `next_actions` and
     `next_action_valid` (the dataset's action at the next step of the same episode; false at the
     last step of an episode), for backbones that bootstrap from dataset actions (MA-ICQ)."""
 
@@ -68,6 +69,10 @@ class Batches:
         next_actions[~valid] = 0
         arrays = {k: a[k] for k in self.KEYS} | {"next_actions": next_actions}
         self.tensors = {k: torch.as_tensor(np.asarray(v, np.float32), device=device) for k, v in arrays.items()}
+        if ds.spec.discrete:   # integer actions and the availability masks, as they are
+            self.tensors.update({k: torch.as_tensor(v, device=device) for k, v in (
+                ("actions", a["actions"]), ("next_actions", next_actions),
+                *((name, a[name]) for name in data.DISCRETE_ONLY))})
         self.tensors["next_action_valid"] = torch.as_tensor(valid, device=device)
         self.size, self.device = T, device
         self.gen = torch.Generator().manual_seed(seed)   # CPU: the same rows on every device
@@ -214,8 +219,8 @@ def train(job: TrainJob, out_dir: str | Path, progress: bool = True, threads: in
     def evaluate_now(updates: int) -> None:
         nonlocal sums, count
         episodes = job.final_eval_episodes if updates == job.updates else job.eval_episodes
-        # continuous backbones act on observations alone
-        ep = run_episodes(eval_env, lambda obs, avail: backbone.act(obs), episodes, seed + EVAL_SEED_OFFSET)
+        # avail: the available actions of discrete envs (None for continuous ones)
+        ep = run_episodes(eval_env, backbone.act, episodes, seed + EVAL_SEED_OFFSET)
         returns = np.asarray(ep.returns)
         row = {"updates": updates, "loop_steps": updates * job.loop_steps_per_update,
                "wall_s": round(time.time() - t0, 3), "eval/return_mean": float(returns.mean()),

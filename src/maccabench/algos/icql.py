@@ -34,7 +34,7 @@ from ..envs.base import EnvSpec
 from ..nets import soft_update
 from ..hparams import ICQLConfig
 from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, generator_for, in_precision,
-                     masked_mean, require_continuous, stacked_actor, stacked_critic)
+                     masked_mean, stacked_actor, stacked_critic)
 
 
 # ---- the losses, as functions of tensors (tests check them against hand-computed values) -------
@@ -72,7 +72,6 @@ def no_param_grad(*modules):
 class ICQL(ActorBackbone):
     def __init__(self, spec: EnvSpec, cfg: ICQLConfig, device: torch.device, seed: int):
         self.cfg = cfg
-        require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device)           # [N, A]

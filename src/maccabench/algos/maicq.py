@@ -50,7 +50,7 @@ from torch import nn
 from ..envs.base import EnvSpec
 from ..nets import soft_update
 from ..hparams import MAICQConfig
-from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, in_precision, require_continuous,
+from .common import (ActorBackbone, agent_major, clip_grad_norm_per_agent, in_precision,
                      stacked_actor, stacked_critic)
 from .icql import td_target
 
@@ -75,6 +75,48 @@ def weighted_regression(pi: torch.Tensor, act: torch.Tensor, w: torch.Tensor, ma
     return (w * sq).mean(dim=-1)
 
 
+def implicit_target(next_q: torch.Tensor, batch: dict, cfg: MAICQConfig, mixer_t: "LinearMixer | None") -> torch.Tensor:
+    """ICQ's critic target from the target critics' Q_i at the next (dataset) actions, next_q
+    [N, B]: with the target mixer, y = R + gamma (1 - terminal) w Qbar_tot(s', a') [B]; without,
+    y_i = r_i + gamma (1 - terminal) w_i Qbar_i(o'_i, a'_i) [N, B]; w = batch_weights at the
+    critic temperature."""
+    if mixer_t is not None:
+        next_v = mixer_t(next_q, batch["next_state"])                                       # [B]
+        return td_target(batch["team_rewards"], batch["terminals"], cfg.gamma,
+                         batch_weights(next_v, cfg.critic_temperature) * next_v)
+    return td_target(batch["rewards"].T, batch["terminals"], cfg.gamma,
+                     batch_weights(next_q, cfg.critic_temperature) * next_q)
+
+
+def actor_weights(adv: torch.Tensor, batch: dict, cfg: MAICQConfig, mixer: "LinearMixer | None") -> torch.Tensor:
+    """ICQ's actor weights [N, B] from advantages [N, B]: batch_weights at the actor temperature,
+    times the mixer's k_i(s) where there is one."""
+    w = batch_weights(adv, cfg.actor_temperature)
+    return w * mixer.coefficients(batch["state"])[0] if mixer is not None else w
+
+
+def critic_step(backbone, q_data: torch.Tensor, y: torch.Tensor, batch: dict) -> torch.Tensor:
+    """One step of an MA-ICQ backbone's critic (and mixer) on Q_i at the dataset actions q_data [N, B]
+    towards y: expectile loss (eq. 9), per-agent clipping of the critics, the mixer clipped on its
+    own. Returns the loss ([] with the mixer, [N] without)."""
+    c, mixer = backbone.cfg, backbone.mixer
+    pred = mixer(q_data, batch["state"]) if mixer is not None else q_data
+    loss = expectile_loss(y - pred, c.expectile).mean(dim=-1)
+    backbone.critic_opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    clip_grad_norm_per_agent(list(backbone.critic.parameters()), backbone.n, c.grad_clip)
+    if mixer is not None:
+        torch.nn.utils.clip_grad_norm_(mixer.parameters(), c.grad_clip)
+    backbone.critic_opt.step()
+    return loss
+
+
+def soft_update_critic(backbone) -> None:
+    soft_update(backbone.critic_t, backbone.critic, backbone.cfg.tau)
+    if backbone.mixer is not None:
+        soft_update(backbone.mixer_t, backbone.mixer, backbone.cfg.tau)
+
+
 class LinearMixer(nn.Module):
     """Q_tot(s) = sum_i k_i(s) Q_i + b(s) with k_i = |.| of a state-conditioned MLP (ICQ-MA)."""
 
@@ -97,7 +139,6 @@ class LinearMixer(nn.Module):
 class MAICQ(ActorBackbone):
     def __init__(self, spec: EnvSpec, cfg: MAICQConfig, device: torch.device, seed: int):
         self.cfg = cfg
-        require_continuous(spec, type(self).__name__)
         self.spec, self.device = spec, torch.device(device)
         self.n, O, A = spec.n_agents, spec.obs_dim, spec.action_dim
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device)
@@ -123,39 +164,21 @@ class MAICQ(ActorBackbone):
         with torch.no_grad():
             valid = batch["next_action_valid"][None, :, None]
             next_act = torch.where(valid, agent_major(batch["next_actions"]), self.pi(self.actor, nobs))
-            next_q = self.q(self.critic_t, nobs, next_act)                                     # [N, B]
-            if self.mixer is not None:
-                next_v = self.mixer_t(next_q, batch["next_state"])                            # [B]
-                y = td_target(batch["team_rewards"], batch["terminals"], c.gamma,
-                              batch_weights(next_v, c.critic_temperature) * next_v)
-            else:
-                y = td_target(batch["rewards"].T, batch["terminals"], c.gamma,
-                              batch_weights(next_q, c.critic_temperature) * next_q)
+            y = implicit_target(self.q(self.critic_t, nobs, next_act), batch, c, self.mixer_t)
         q_data = self.q(self.critic, obs, act)
-        pred = self.mixer(q_data, batch["state"]) if self.mixer is not None else q_data
-        critic_loss = expectile_loss(y - pred, c.expectile).mean(dim=-1)                    # [] or [N]
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()
-        clip_grad_norm_per_agent(list(self.critic.parameters()), self.n, c.grad_clip)
-        if self.mixer is not None:
-            torch.nn.utils.clip_grad_norm_(self.mixer.parameters(), c.grad_clip)
-        self.critic_opt.step()
+        critic_loss = critic_step(self, q_data, y, batch)
 
         pi = self.pi(self.actor, obs)
         with torch.no_grad():
             adv = self.q(self.critic, obs, act) - self.q(self.critic, obs, pi.detach())   # [N, B]
-            w = batch_weights(adv, c.actor_temperature)
-            if self.mixer is not None:
-                w = w * self.mixer.coefficients(batch["state"])[0]
+            w = actor_weights(adv, batch, c, self.mixer)
         actor_loss = weighted_regression(pi, act, w, self.mask)                             # [N]
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
         clip_grad_norm_per_agent(list(self.actor.parameters()), self.n, c.grad_clip)
         self.actor_opt.step()
 
-        soft_update(self.critic_t, self.critic, c.tau)
-        if self.mixer is not None:
-            soft_update(self.mixer_t, self.mixer, c.tau)
+        soft_update_critic(self)
         self.updates += 1
         return {"losses/critic": critic_loss.detach().mean(), "losses/actor": actor_loss.detach().mean(),
                 "losses/q_data": q_data.detach().mean(), "losses/advantage": adv.mean()}
