@@ -34,6 +34,7 @@ class BackboneEntry:
     # what is wrong with its parsed config paired with a reward assigner (shared: every agent gets
     # the team reward), or None; checked before any job starts
     check_rewards: Callable[[object, bool], str | None] | None = None
+    discrete: bool = False          # discrete actions only (integer actions, availability masks: SMAX)
 
     def load(self) -> type:
         return _load(self.impl)
@@ -48,6 +49,13 @@ BACKBONES: dict[str, BackboneEntry] = {
     "omar": BackboneEntry("maccabench.algos.omar:OMAR", hparams.OMARConfig),
     "maicq": BackboneEntry("maccabench.algos.maicq:MAICQ", hparams.MAICQConfig,
                            check_rewards=hparams.maicq_rewards_problem),
+    # credit assignment learnt from the team reward (the paper's Table 5), discrete actions
+    "qmix-cql": BackboneEntry("maccabench.algos.qmix_cql:QMIXCQL", hparams.QMIXCQLConfig,
+                              check_rewards=hparams.shared_rewards_problem, discrete=True),
+    "shaq": BackboneEntry("maccabench.algos.shaq:SHAQ", hparams.SHAQConfig,
+                          check_rewards=hparams.shared_rewards_problem, discrete=True),
+    "sqddpg": BackboneEntry("maccabench.algos.sqddpg:SQDDPG", hparams.SQDDPGConfig,
+                            check_rewards=hparams.shared_rewards_problem, discrete=True),
 }
 
 
