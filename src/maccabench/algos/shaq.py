@@ -106,6 +106,15 @@ class SHAQ(DiscreteBackbone):
     def policy_net(self):
         return self.q
 
+    def mix(self, q: torch.Tensor, act: torch.Tensor, avail: torch.Tensor, state: torch.Tensor):
+        """Q_tot(s, a) = sum_i delta_i Q_i(o_i, a_i) from q [N, B, A], actions [N, B], avail [N, B, A],
+        state [B, S]; also is_greedy [B, N] and alpha [B, N] (delta_i where a_i is not greedy)."""
+        q_data = chosen(q, act).T                                                         # [B, N]
+        is_greedy = (act == greedy(q.detach(), avail)).T
+        positions = random_orderings(q.shape[1], self.cfg.coalition_samples, self.n, self.gen, self.device)
+        alpha = self.alpha(q_data, state, positions)
+        return shapley_q_tot(q_data, shapley_weights(is_greedy, alpha)), is_greedy, alpha
+
     @in_precision
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.cfg
@@ -118,11 +127,7 @@ class SHAQ(DiscreteBackbone):
             y = team_reward + c.gamma * (1.0 - batch["terminals"]) * next_values(q_next, q_next_t, next_avail).sum(0)
         q = self.q(obs)                                                                   # [N, B, A]
         q_data = chosen(q, act)                                                           # [N, B]
-        is_greedy = (act == greedy(q.detach(), avail)).T                                  # [B, N]
-        B = q.shape[1]
-        positions = random_orderings(B, c.coalition_samples, self.n, self.gen, self.device)
-        alpha = self.alpha(q_data.T, batch["state"], positions)
-        q_tot = shapley_q_tot(q_data.T, shapley_weights(is_greedy, alpha))
+        q_tot, is_greedy, alpha = self.mix(q, act, avail, batch["state"])
         td = (q_tot - y).pow(2).mean()
         cql = per_agent_cql(q, q_data, avail) if c.cql_alpha > 0 else torch.zeros_like(td)
         loss = td + c.cql_alpha * cql
