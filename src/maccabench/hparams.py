@@ -158,6 +158,44 @@ def maicq_rewards_problem(cfg: MAICQConfig, shared: bool) -> str | None:
     return None
 
 
+# ---- credit-assignment backbones on discrete actions (algos/qmix_cql.py, shaq.py, sqddpg.py) ------
+# `critic_lr` is the rate of the per-agent Q-networks (or SQDDPG's critic) and of QMIX's mixer;
+# the Q-learners (QMIX-CQL, SHAQ) have no actor and leave `actor_lr` and `actor_last_init` unused.
+
+@dataclass(frozen=True)
+class QMIXCQLConfig(BackboneConfig):
+    mixer_embed: int = hp_field(min=1, doc="width of QMIX's mixing layer (mixing_embed_dim, 32)")
+    hypernet_embed: int = hp_field(min=1, doc="width of QMIX's hypernetworks (64)")
+    double_q: bool = hp_field(doc="greedy next actions by the online Q_i, valued by the target Q_i (pymarl's double_q)")
+    cql_alpha: float = hp_field(min=0, doc="weight of the conservative term on Q_tot (CFCQL's MACQL: 50)")
+    cql_samples: int = hp_field(min=1, doc="joint actions sampled uniformly from the available ones per state (100)")
+
+
+@dataclass(frozen=True)
+class SHAQConfig(BackboneConfig):
+    mixer_embed: int = hp_field(min=1, doc="width of the monotone network estimating alpha_i (32)")
+    hypernet_embed: int = hp_field(min=1, doc="width of its hypernetworks (64)")
+    double_q: bool = hp_field(doc="greedy next actions by the online Q_i, valued by the target Q_i (SHAQ's code: true)")
+    coalition_samples: int = hp_field(min=1, doc="random orderings per state that estimate alpha_i (sample_size, 10)")
+    mixer_lr: float = hp_field(min=0, doc="Adam learning rate of the alpha network (SHAQ's 'LR for alpha')")
+    cql_alpha: float = hp_field(min=0, doc="weight of each agent's CQL term over its available actions "
+                                "(0: SHAQ; SHAQ-CQL: 0.05)")
+
+
+@dataclass(frozen=True)
+class SQDDPGConfig(BackboneConfig):
+    coalition_samples: int = hp_field(min=1, doc="random orderings per state in the Shapley Q-value estimate")
+    relax_temperature: float = hp_field(min=1e-3, doc="temperature of the actors' softmax actions into the critic")
+
+
+def shared_rewards_problem(cfg, shared: bool) -> str | None:
+    """Value decompositions regress one joint value on one team reward: per-agent rewards are not theirs."""
+    if not shared:
+        return ("it learns its own credit assignment from the team reward; give it a shared reward "
+                "(rewards: team)")
+    return None
+
+
 # ---- reward assigners (src/maccabench/rewards.py, causal.py) -------------------------------------
 
 @dataclass(frozen=True)

@@ -56,8 +56,9 @@ class BackboneEntry:
     def load(self, discrete: bool) -> type:
         ref = self.ref(discrete)
         if ref is None:   # validation (config.check, jobs.TrainJob) refuses this before any job starts
-            raise MaccabenchError(f"{self.impl or self.discrete_impl} has no {'discrete' if discrete else 'continuous'}"
-                                  "-action implementation. Fix: train this env with a backbone that has one")
+            kind, other = ("discrete", "continuous") if discrete else ("continuous", "discrete")
+            raise MaccabenchError(f"{self.impl or self.discrete_impl} is for {other} actions only, not {kind} ones. "
+                                  f"Fix: train this env with a backbone that has a {kind}-action implementation")
         return _load(ref)
 
     def build(self, spec, config, device, seed: int):
@@ -74,6 +75,13 @@ BACKBONES: dict[str, BackboneEntry] = {
     "maicq": BackboneEntry("maccabench.algos.maicq:MAICQ", hparams.MAICQConfig,
                            check_rewards=hparams.maicq_rewards_problem,
                            discrete_impl="maccabench.algos.maicq_discrete:DiscreteMAICQ"),
+    # credit assignment learnt from the team reward (the paper's Table 5): discrete actions only
+    "qmix-cql": BackboneEntry(None, hparams.QMIXCQLConfig, check_rewards=hparams.shared_rewards_problem,
+                              discrete_impl="maccabench.algos.qmix_cql:QMIXCQL"),
+    "shaq": BackboneEntry(None, hparams.SHAQConfig, check_rewards=hparams.shared_rewards_problem,
+                          discrete_impl="maccabench.algos.shaq:SHAQ"),
+    "sqddpg": BackboneEntry(None, hparams.SQDDPGConfig, check_rewards=hparams.shared_rewards_problem,
+                            discrete_impl="maccabench.algos.sqddpg:SQDDPG"),
 }
 
 
