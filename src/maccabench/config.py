@@ -200,6 +200,9 @@ def _check_behavior(cfg: dict) -> None:
         if name not in BEHAVIOR_LEARNERS:
             raise ConfigError(f"behavior.{name}", "is not a known field nor a behaviour learner (misspelt?)",
                               f"use {', '.join(BEHAVIOR_COMMON)} or a learner's section: {', '.join(BEHAVIOR_LEARNERS)}")
+        if not isinstance(section, dict):
+            raise ConfigError(f"behavior.{name}", f"must be a mapping of {name}'s hyper-parameters, got {section!r}",
+                              "write them as `key: value` lines under it (config/config.yaml has every field)")
         parse_hp(BEHAVIOR_LEARNERS[name].config, section, f"behavior.{name}")
     for env, entry in cfg["environments"].items():
         learner, field = behavior_learner(cfg, env)
