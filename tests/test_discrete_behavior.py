@@ -20,8 +20,8 @@ def _ippo(n=3, O=6, A=7, hidden=16):
     from maccabench.behavior.ippo import IPPO
     game = types.SimpleNamespace(agents=[f"ally_{i}" for i in range(n)], obs_dims=[O] * n, action_dims=[A] * n)
     hp = {"hidden": hidden, "lr": 1e-3, "gamma": 0.99, "gae_lambda": 0.95, "rollout_steps": 4, "epochs": 1,
-          "minibatches": 1, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5}
-    job = {"seed": 0, "behavior": hp, "env": {"name": "toy", "team": game.agents}}
+          "minibatches": 1, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5, "anneal_lr": True}
+    job = {"seed": 0, "env_steps": 1000, "behavior": hp, "env": {"name": "toy", "team": game.agents}}
     return IPPO(game, job)
 
 

@@ -215,3 +215,4 @@ class IPPOConfig:
     ent_coef: float = hp_field(min=0, doc="entropy bonus weight")
     vf_coef: float = hp_field(min=0, doc="value loss weight")
     max_grad_norm: float = hp_field(min=0, doc="gradient-norm clip")
+    anneal_lr: bool = hp_field(doc="decay the learning rate linearly to 0 over the run's env steps (steadier final policy)")

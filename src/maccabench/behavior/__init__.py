@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..envs import make_game, make_team_env, spec_of
+from ..envs import make_game, spec_of
 from .checkpoints import choose_checkpoints, measure_references, measure_vs_final_opponents
 from .folder import write_folder
 from .online import OnlineRun
@@ -44,7 +44,10 @@ def train(job: dict, out_dir: str | Path, progress: bool = True, threads: int | 
 
     # Freeze the opponents at their final policy and measure every checkpoint against them.
     final_actor, layout = copy.deepcopy(run.learner.stacked_actor()), run.layout
-    ref_env = make_team_env(entry, run.K, layout.others_policy(final_actor))
+    # the curve's evaluation env, min(num_envs, eval_episodes) copies (each episode's seed, not the copy
+    # it runs on, decides it): building a game again costs ~10 s of jax tracing on SMAX
+    ref_env = run.eval_env
+    ref_env.others_policy = layout.others_policy(final_actor)
 
     def team_policy(state_dict):
         a = copy.deepcopy(final_actor)

@@ -7,7 +7,8 @@ registry.BEHAVIOR_LEARNERS (the interface: behavior/online.py).
   probability exactly 0, so it is never sampled and carries no gradient.
 - Reward: every agent learns on the team reward (the sum of the individual rewards; SMAX's own
   reward), so the game's agents must all be the team: there are no opponents to train.
-- Schedule: `rollout_steps` steps of every env, then `epochs` passes of `minibatches` PPO updates;
+- Schedule: `rollout_steps` steps of every env, then `epochs` passes of `minibatches` PPO updates
+  (the learning rate decaying linearly to 0 over the run where `anneal_lr`);
   GAE(lambda) with the value of the next observation bootstrapped where an episode was truncated
   (the time limit, or a cut at a checkpoint) and not where it terminated.
 """
@@ -36,7 +37,7 @@ class IPPO:
             raise MaccabenchError(f"env {job['env']['name']}: IPPO learns on the team reward, so every agent must be "
                                   f"in the team (the game has {', '.join(game.agents)}; the team is {', '.join(team)}). "
                                   "Fix: name another behaviour learner under behavior.learner, or put every agent in the team")
-        self.hp = hp
+        self.hp, self.total_steps = hp, job["env_steps"]
         self.n, self.O, self.A = len(game.agents), max(game.obs_dims), max(game.action_dims)
         self.actor = AgentMLP(1, self.O, hp["hidden"], self.A)     # one network, every agent's rows
         self.critic = AgentMLP(1, self.O, hp["hidden"], 1)
@@ -78,6 +79,10 @@ class IPPO:
                              "terminals": torch.tensor(step["terminals"]).repeat_interleave(self.n).float(),
                              "ended": ended.repeat_interleave(self.n).float(), **self._last})
         if len(self.rollout) >= self.hp["rollout_steps"]:
+            if self.hp["anneal_lr"]:    # from the env steps done before this rollout, so a resumed run agrees
+                done = run.steps - len(self.rollout) * len(step["obs"])
+                for group in self.opt.param_groups:
+                    group["lr"] = self.hp["lr"] * (1 - done / self.total_steps)
             self._update()
             self.rollout = []
 
