@@ -1,4 +1,5 @@
-"""Typed hyper-parameters: the config dataclasses of every backbone and reward assigner, and how a
+"""Typed hyper-parameters: the config dataclasses of every backbone, reward assigner and behaviour
+learner (`behavior.<learner>`), and how a
 config section is checked and parsed into them. Torch-free, so that validating the configuration
 (what every Snakemake parse runs) imports neither torch nor any environment suite.
 
