@@ -1,7 +1,7 @@
 """Typed hyper-parameters: the config dataclasses of every backbone, reward assigner and behaviour
-learner (`behavior.<learner>`), and how a
-config section is checked and parsed into them. Torch-free, so that validating the configuration
-(what every Snakemake parse runs) imports neither torch nor any environment suite.
+learner (`behavior.<learner>`), and how a config section is checked and parsed into them.
+Torch-free, so that validating the configuration (what every Snakemake parse runs) imports neither
+torch nor any environment suite.
 
 A dataclass declares names, types, bounds and allowed values; the values themselves live in
 config/config.yaml (`training.common`, `backbones:`, `causal:`), one value or one per dataset
