@@ -124,9 +124,10 @@ def check(cfg: dict) -> dict:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
             suite = cfg["environments"][env]["suite"]
-            if SUITES[suite].discrete:   # behaviour learning has a discrete learner (IPPO); no backbone does yet
+            if SUITES[suite].discrete:   # the behaviour learner (MATD3) and every backbone are continuous
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]",
-                                  f"env {env!r} (suite {suite}) has discrete actions, which no backbone handles yet",
+                                  f"env {env!r} (suite {suite}) has discrete actions, which no behaviour learner or "
+                                  "backbone handles yet",
                                   "remove it from the tier: discrete backbones are the next step of issue 12")
     _check_training(cfg)
     if "tables" in cfg:

@@ -16,9 +16,9 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from . import hparams
+from . import hparams, registry
 from .errors import ConfigError
-from .registry import ASSIGNERS, BACKBONES, BEHAVIOR_LEARNERS
+from .registry import ASSIGNERS, BACKBONES
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,10 @@ def _behavior_keys(section) -> list[str]:
     learner = section.get("learner") if isinstance(section, dict) else None
     if learner is None:
         return list(BEHAVIOR_COMMON)
-    if learner not in BEHAVIOR_LEARNERS:
+    if learner not in registry.BEHAVIOR_LEARNERS:
         raise ConfigError("--job.behavior.learner", f"unknown behaviour learner {learner!r}",
-                          f"use one of {', '.join(BEHAVIOR_LEARNERS)}")
-    return [*BEHAVIOR_COMMON, *hparams.missing_fields(BEHAVIOR_LEARNERS[learner].config, {})]
+                          f"use one of {', '.join(registry.BEHAVIOR_LEARNERS)}")
+    return [*BEHAVIOR_COMMON, *hparams.missing_fields(registry.BEHAVIOR_LEARNERS[learner].config, {})]
 
 
 def check_stage_job(job: dict, stage: str) -> dict:
