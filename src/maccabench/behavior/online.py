@@ -28,10 +28,10 @@ import torch
 
 from ..envs import make_team_env
 from ..envs.base import Game
-from ..errors import ConfigError
+from ..config import check_learner_kind
 from ..io import atomic_path, remove_partials
 from ..policies import AgentLayout
-from ..registry import BEHAVIOR_LEARNERS, action_kind
+from ..registry import BEHAVIOR_LEARNERS
 from ..rollout import run_episodes
 from .replay import Replay
 
@@ -42,13 +42,8 @@ def learner_class(job: dict, game: Game) -> type:
     """The class of the job's behaviour learner, which must serve the game's action kind (config.check
     has checked a config's; a --job file is checked here)."""
     name = job["behavior"]["learner"]
-    entry = BEHAVIOR_LEARNERS[name]
-    if entry.discrete != bool(game.discrete):
-        fits = [n for n, e in BEHAVIOR_LEARNERS.items() if e.discrete == bool(game.discrete)]
-        raise ConfigError("--job.behavior.learner", f"{name!r} learns {entry.action_kind} actions, but env "
-                          f"{job['env']['name']!r} has {action_kind(game.discrete)} ones",
-                          f"name a {action_kind(game.discrete)} learner ({', '.join(fits)}) under behavior.learner")
-    return entry.load()
+    check_learner_kind(name, bool(game.discrete), "--job.behavior.learner", job["env"]["name"])
+    return BEHAVIOR_LEARNERS[name].load()
 
 
 class OnlineRun:
