@@ -109,7 +109,7 @@ def main():
             return K * game.episode_limit
 
         n_all, O, A = len(game.agents), max(game.obs_dims), max(game.action_dims)
-        actors = AgentMLP(n_all, O, cfg["behavior"]["hidden"], A, out_act="tanh")
+        actors = AgentMLP(n_all, O, cfg["behavior"]["matd3"]["hidden"], A, out_act="tanh")
         mask = np.ones((n_all, A), np.float32)
         team_idx = [game.agents.index(a) for a in entry["team"]]
         other_idx = [i for i in range(n_all) if i not in team_idx]

@@ -199,7 +199,7 @@ def main(argv=None):
     sp.set_defaults(fn=cmd_check_config)
     sub.add_parser("suites", help="list environment suites and their tasks").set_defaults(fn=cmd_suites)
 
-    sp = with_job(sub.add_parser("behavior", help="train the MATD3 behaviour policies of one env"))
+    sp = with_job(sub.add_parser("behavior", help="train the behaviour policies of one env (MATD3 or IPPO: behavior.learner)"))
     sp.add_argument("--env", required=True)
     sp.add_argument("--seed", type=seed_arg, default=0)
     sp.add_argument("--out", required=True, help="output folder")

@@ -20,8 +20,8 @@ from . import layout
 from .errors import ConfigError, range_fix, type_fix
 from .yamlfile import read_strict
 from .hparams import QUALITIES, BackboneConfig, at_quality, check_section, missing_fields, parse_hp
-from .jobs import COLLECTION_FORMAT, TrainJob
-from .registry import ASSIGNERS, BACKBONES, SUITES
+from .jobs import BEHAVIOR_COMMON, COLLECTION_FORMAT, TrainJob
+from .registry import ASSIGNERS, BACKBONES, BEHAVIOR_LEARNERS, SUITES, action_kind
 
 
 def schema() -> dict:
@@ -117,6 +117,7 @@ def check(cfg: dict) -> dict:
     check_tier_name(cfg)
     _check_results(cfg)
     _check_environments(cfg)
+    _check_behavior(cfg)
     for tier_name, t in cfg["tiers"].items():
         for i, env in enumerate(t["envs"]):
             if env not in cfg["environments"]:
@@ -177,6 +178,57 @@ def _check_environments(cfg: dict) -> None:
                               "set `others: frozen` or add them to the team")
 
 
+# ---- behaviour learning: which learner each env gets, and its hyper-parameters ------------------
+
+def behavior_learner(cfg: dict, env: str) -> tuple[str, str]:
+    """(the behaviour learner of `env`, the config field that names it): `behavior.learner.<env>`
+    where the env has its own entry, else `behavior.learner.<its suite>`."""
+    suite, names = cfg["environments"][env]["suite"], cfg["behavior"]["learner"]
+    key = env if env in names else suite
+    if key not in names:
+        raise ConfigError("behavior.learner", f"names no learner for env {env!r} nor for its suite {suite!r}",
+                          f"add `{suite}: <learner>` under `behavior.learner` (learners: {', '.join(BEHAVIOR_LEARNERS)})")
+    return names[key], f"behavior.learner.{key}"
+
+
+def check_learner_kind(learner: str, discrete: bool, field: str, env: str) -> None:
+    """ConfigError naming `field` where `learner` does not serve `env`'s action kind."""
+    entry = BEHAVIOR_LEARNERS[learner]
+    if entry.discrete != discrete:
+        fits = [n for n, e in BEHAVIOR_LEARNERS.items() if e.discrete == discrete]
+        raise ConfigError(field, f"{learner!r} learns {entry.action_kind} actions, but env {env!r} has "
+                                 f"{action_kind(discrete)} ones", f"name a {action_kind(discrete)} learner: {', '.join(fits)}")
+
+
+def _check_behavior(cfg: dict) -> None:
+    """`behavior.learner` names known suites/envs and learners, every learner section parses into its
+    config dataclass, and every env's learner exists, has a section and serves its action kind."""
+    b = cfg["behavior"]
+    for key, learner in b["learner"].items():
+        if key not in SUITES and key not in cfg["environments"]:
+            raise ConfigError(f"behavior.learner.{key}", "is neither a suite nor an env",
+                              f"use a suite ({', '.join(SUITES)}) or an env of `environments`")
+        if learner not in BEHAVIOR_LEARNERS:
+            raise ConfigError(f"behavior.learner.{key}", f"unknown behaviour learner {learner!r}",
+                              f"use one of {', '.join(BEHAVIOR_LEARNERS)}")
+    for name, section in b.items():
+        if name in BEHAVIOR_COMMON:
+            continue
+        if name not in BEHAVIOR_LEARNERS:
+            raise ConfigError(f"behavior.{name}", "is not a known field nor a behaviour learner (misspelt?)",
+                              f"use {', '.join(BEHAVIOR_COMMON)} or a learner's section: {', '.join(BEHAVIOR_LEARNERS)}")
+        if not isinstance(section, dict):
+            raise ConfigError(f"behavior.{name}", f"must be a mapping of {name}'s hyper-parameters, got {section!r}",
+                              "write them as `key: value` lines under it (config/config.yaml has every field)")
+        parse_hp(BEHAVIOR_LEARNERS[name].config, section, f"behavior.{name}")
+    for env, entry in cfg["environments"].items():
+        learner, field = behavior_learner(cfg, env)
+        if learner not in b:
+            raise ConfigError(f"behavior.{learner}", f"is missing (the hyper-parameters of {learner}, which {field} names)",
+                              f"add a `{learner}:` section under `behavior`")
+        check_learner_kind(learner, SUITES[entry["suite"]].discrete, field, env)
+
+
 # ---- slices of the config that one job needs (also what Snakemake passes as params) ----------
 
 def results_dir(cfg: dict) -> str:
@@ -218,7 +270,7 @@ def behavior_job(cfg: dict, env: str, seed: int) -> dict:
     return {
         "env": env_entry(cfg, env),
         "seed": int(seed),
-        "behavior": dict(cfg["behavior"]),
+        "behavior": _behavior_section(cfg, env),
         "env_steps": t["behavior_env_steps"],
         "start_steps": t["behavior_start_steps"],
         "update_every": t["behavior_update_every"],
@@ -226,6 +278,14 @@ def behavior_job(cfg: dict, env: str, seed: int) -> dict:
         "eval_episodes": t["behavior_eval_episodes"],
         "reference_episodes": t["reference_episodes"],
     }
+
+
+def _behavior_section(cfg: dict, env: str) -> dict:
+    """The behaviour job's `behavior`: the learner's name, the common keys and its hyper-parameters."""
+    learner, _ = behavior_learner(cfg, env)
+    b = cfg["behavior"]
+    return {"learner": learner, "num_envs": b["num_envs"], "checkpoint_every_s": b["checkpoint_every_s"],
+            **b[learner]}
 
 
 def collect_job(cfg: dict, env: str, quality: str, seed: int) -> dict:

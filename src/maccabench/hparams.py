@@ -1,6 +1,7 @@
-"""Typed hyper-parameters: the config dataclasses of every backbone and reward assigner, and how a
-config section is checked and parsed into them. Torch-free, so that validating the configuration
-(what every Snakemake parse runs) imports neither torch nor any environment suite.
+"""Typed hyper-parameters: the config dataclasses of every backbone, reward assigner and behaviour
+learner (`behavior.<learner>`), and how a config section is checked and parsed into them.
+Torch-free, so that validating the configuration (what every Snakemake parse runs) imports neither
+torch nor any environment suite.
 
 A dataclass declares names, types, bounds and allowed values; the values themselves live in
 config/config.yaml (`training.common`, `backbones:`, `causal:`), one value or one per dataset
@@ -222,3 +223,39 @@ class CausalConfig:
     fixed_momentum: float = hp_field(0.99, min=0, max=1, doc="running-average momentum of the fixed graph")
     times_n_agents: bool = hp_field(False, doc="relabel with N times the per-agent rewards (they then sum to N R, "
                                     "the team reward's scale per agent): the reward-scale control; the model fits R as ever")
+
+
+# ---- behaviour learners (src/maccabench/behavior/, `behavior.<learner>` in the config) ----------
+
+@dataclass(frozen=True)
+class MATD3Config:
+    """MATD3, the continuous behaviour learner (behavior/matd3.py)."""
+    hidden: int = hp_field(min=1, doc="width of actor and critic MLPs (OMAR's MPE networks: 64)")
+    actor_lr: float = hp_field(min=0, doc="Adam learning rate of the actors")
+    critic_lr: float = hp_field(min=0, doc="Adam learning rate of the critics")
+    gamma: float = hp_field(min=0, max=1, doc="discount")
+    tau: float = hp_field(min=0, max=1, doc="soft target update rate")
+    batch_size: int = hp_field(min=1, doc="replay samples per update")
+    exploration_noise: float = hp_field(min=0, doc="Gaussian std on actions in [-1, 1] while learning")
+    policy_noise: float = hp_field(min=0, doc="target policy smoothing (TD3)")
+    noise_clip: float = hp_field(min=0, doc="clip of the target policy noise")
+    policy_delay: int = hp_field(min=1, doc="actor and target updates every this many critic updates")
+
+
+@dataclass(frozen=True)
+class IPPOConfig:
+    """IPPO with one feed-forward actor and critic shared by every agent, a softmax over the available
+    actions only (behavior/ippo.py). Its rollouts set the update schedule, so the tiers'
+    behavior_start_steps and behavior_update_every (MATD3's) do not apply."""
+    hidden: int = hp_field(min=1, doc="width of the shared actor and critic MLPs (two hidden layers)")
+    lr: float = hp_field(min=0, doc="Adam learning rate of actor and critic")
+    gamma: float = hp_field(min=0, max=1, doc="discount")
+    gae_lambda: float = hp_field(min=0, max=1, doc="GAE lambda")
+    rollout_steps: int = hp_field(min=1, doc="steps of every env per update (one update = rollout_steps x num_envs env steps)")
+    epochs: int = hp_field(min=1, doc="passes over each rollout")
+    minibatches: int = hp_field(min=1, doc="minibatches per pass")
+    clip_eps: float = hp_field(min=0, doc="PPO's ratio clip")
+    ent_coef: float = hp_field(min=0, doc="entropy bonus weight")
+    vf_coef: float = hp_field(min=0, doc="value loss weight")
+    max_grad_norm: float = hp_field(min=0, doc="gradient-norm clip")
+    anneal_lr: bool = hp_field(doc="decay the learning rate linearly to 0 over the run's env steps (steadier final policy)")

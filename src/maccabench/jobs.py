@@ -16,7 +16,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from . import hparams
+from . import hparams, registry
 from .errors import ConfigError
 from .registry import ASSIGNERS, BACKBONES, SUITES
 
@@ -128,11 +128,24 @@ def _is_int(value) -> bool:
 # followed on the same env kept the next episode's first obs/state as next_obs/next_state (fixed).
 COLLECTION_FORMAT = 2
 
+BEHAVIOR_COMMON = ("learner", "num_envs", "checkpoint_every_s")   # behavior.* keys that are no learner's section
+
 STAGE_JOB_KEYS = {
     "behavior": ("env", "seed", "behavior", "env_steps", "start_steps", "update_every", "eval_every",
                  "eval_episodes", "reference_episodes"),
     "collect": ("env", "quality", "seed", "transitions", "noise", "num_envs", "collection_format"),
 }
+
+
+def _behavior_keys(section) -> list[str]:
+    """The keys a behaviour job's `behavior` needs: the common ones and its learner's hyper-parameters."""
+    learner = section.get("learner") if isinstance(section, dict) else None
+    if learner is None:
+        return list(BEHAVIOR_COMMON)
+    if learner not in registry.BEHAVIOR_LEARNERS:
+        raise ConfigError("--job.behavior.learner", f"unknown behaviour learner {learner!r}",
+                          f"use one of {', '.join(registry.BEHAVIOR_LEARNERS)}")
+    return [*BEHAVIOR_COMMON, *hparams.missing_fields(registry.BEHAVIOR_LEARNERS[learner].config, {})]
 
 
 def check_stage_job(job: dict, stage: str) -> dict:
@@ -144,7 +157,7 @@ def check_stage_job(job: dict, stage: str) -> dict:
     fix = f"pass the whole job the `{stage}` rule (config.{stage}_job) writes, or leave --job out and give --config/--tier"
     nested = {"env": [*props["environments"]["additionalProperties"]["required"], "name"]}
     if stage == "behavior":
-        nested["behavior"] = props["behavior"]["required"]
+        nested["behavior"] = _behavior_keys(job.get("behavior"))
     for key in STAGE_JOB_KEYS[stage]:
         if key not in job:
             raise ConfigError(f"--job.{key}", "is missing", fix)

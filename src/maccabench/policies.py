@@ -3,7 +3,9 @@ frozen opponents, with the agent layout they act in. Written by the behaviour st
 collection (behaviour policies) and offline training (the frozen opponents of evaluation).
 
 The file holds state dicts of one stacked actor over *all* agents of the game; the team acts
-through its rows, the opponents through the others' rows of the expert checkpoint.
+through its rows, the opponents through the others' rows of the expert checkpoint. Continuous
+games: tanh actions in [-1, 1]; discrete games: action logits, acted on greedily over the
+available actions (a learner whose agents share parameters stores one copy per agent).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .envs.base import Game, Policy, action_mask, split_agents
 from .errors import MaccabenchError
 from .io import atomic_path
 from .nets import AgentMLP
-from .rollout import actor_policy
+from .rollout import actor_policy, logits_policy
 
 
 class BehaviorFileError(MaccabenchError):
@@ -36,10 +38,11 @@ class AgentLayout:
     obs_dims: list[int]
     action_dims: list[int]
     team: list[str]
+    discrete: bool = False          # integer actions: the actor outputs logits
 
     @classmethod
     def of(cls, game: Game, team: list[str]) -> "AgentLayout":
-        return cls(list(game.agents), list(game.obs_dims), list(game.action_dims), list(team))
+        return cls(list(game.agents), list(game.obs_dims), list(game.action_dims), list(team), bool(game.discrete))
 
     @property
     def team_idx(self) -> list[int]:
@@ -55,21 +58,26 @@ class AgentLayout:
 
     def actor(self, hidden: int) -> AgentMLP:
         """A freshly initialised stacked actor over all agents (consumes torch's RNG)."""
-        return AgentMLP(len(self.agents), max(self.obs_dims), hidden, max(self.action_dims), out_act="tanh")
+        return AgentMLP(len(self.agents), max(self.obs_dims), hidden, max(self.action_dims),
+                        out_act=None if self.discrete else "tanh")
+
+    def policy(self, actor: AgentMLP, idx: list[int]) -> Policy:
+        """The deterministic policy of agents `idx` (rows of the stacked `actor`)."""
+        sub = actor.subset(idx)
+        return logits_policy(sub) if self.discrete else actor_policy(sub, self.action_mask[idx])
 
     def team_policy(self, actor: AgentMLP) -> Policy:
-        return actor_policy(actor.subset(self.team_idx), self.action_mask[self.team_idx])
+        return self.policy(actor, self.team_idx)
 
     def others_policy(self, actor: AgentMLP) -> Policy | None:
         """The non-team agents' policy, or None where the team is every agent."""
-        other = self.other_idx
-        return actor_policy(actor.subset(other), self.action_mask[other]) if other else None
+        return self.policy(actor, self.other_idx) if self.other_idx else None
 
 
 def save_policies(path: str | Path, layout: AgentLayout, hidden: int, entry: dict, actors: dict[str, dict]) -> None:
     """Write `policies.pt` atomically; `actors` maps quality -> state dict of the stacked actor."""
     ckpt = {"agents": layout.agents, "obs_dims": layout.obs_dims, "action_dims": layout.action_dims,
-            "hidden": hidden, "team": layout.team, "env": entry, "actors": actors}
+            "discrete": layout.discrete, "hidden": hidden, "team": layout.team, "env": entry, "actors": actors}
     with atomic_path(Path(path)) as tmp:
         torch.save(ckpt, tmp)
 
@@ -80,7 +88,8 @@ def load_policies(path: str | Path, quality: str) -> tuple[Policy, Policy | None
         raise BehaviorFileError(path, "does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        layout = AgentLayout(ckpt["agents"], ckpt["obs_dims"], ckpt["action_dims"], ckpt["team"])
+        layout = AgentLayout(ckpt["agents"], ckpt["obs_dims"], ckpt["action_dims"], ckpt["team"],
+                             ckpt.get("discrete", False))   # files from before discrete games: continuous
         actors, hidden = ckpt["actors"], ckpt["hidden"]
     except Exception as e:   # torch.load raises whatever its unpickler meets in a damaged file
         raise BehaviorFileError(path, f"cannot be read as a policies file (truncated or corrupted: "

@@ -166,3 +166,30 @@ SUITES: dict[str, SuiteEntry] = {
     # jaxmarl's SMAX (StarCraft-like, discrete actions); MMM2 does not exist there (envs/smax_maps.py)
     "smax": SuiteEntry("maccabench.envs.smax:SmaxGame", "maccabench.envs.smax_maps:SUITE", discrete=True),
 }
+
+
+# ---- behaviour learners ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LearnerEntry:
+    impl: str                       # "module:Class"; Class(game, layout, config, seed), see behavior/online.py
+    config: type                    # its hyper-parameters (hparams dataclass), `behavior.<name>` in the config
+    discrete: bool                  # the action kind it serves: integer actions with availability masks
+
+    @property
+    def action_kind(self) -> str:
+        return action_kind(self.discrete)
+
+    def load(self) -> type:
+        return _load(self.impl)
+
+
+def action_kind(discrete: bool) -> str:
+    return "discrete" if discrete else "continuous"
+
+
+# name, as written in `behavior.learner` (suite or env -> learner) and `behavior.<name>:`
+BEHAVIOR_LEARNERS: dict[str, LearnerEntry] = {
+    "matd3": LearnerEntry("maccabench.behavior.matd3:MATD3", hparams.MATD3Config, discrete=False),
+    "ippo": LearnerEntry("maccabench.behavior.ippo:IPPO", hparams.IPPOConfig, discrete=True),
+}

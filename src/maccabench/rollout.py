@@ -34,6 +34,19 @@ def actor_policy(actors: AgentMLP, action_mask: np.ndarray) -> Policy:
     return act
 
 
+def logits_policy(actors: AgentMLP) -> Policy:
+    """Greedy discrete policy from stacked actors whose outputs are action logits: obs [K, N, O],
+    avail bool [K, N, A] -> the best available action per agent, int64 [K, N]."""
+    dev = next(actors.parameters()).device
+
+    @torch.no_grad()
+    def act(obs: np.ndarray, avail: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(obs, dtype=torch.float32, device=dev).transpose(0, 1)
+        logits = actors(torch.nn.functional.pad(x, (0, actors.d_in - x.shape[-1]))).cpu().transpose(0, 1).numpy()
+        return masked_argmax(logits[..., : avail.shape[-1]], avail)
+    return act
+
+
 def masked_argmax(scores: np.ndarray, avail: np.ndarray) -> np.ndarray:
     """The best available action per agent: scores [..., A], avail bool [..., A] -> int64 [...]."""
     return np.where(avail, scores, -np.inf).argmax(axis=-1)

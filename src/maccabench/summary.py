@@ -41,7 +41,7 @@ def datasets_summary(results: str | Path) -> str:
                      "raw MB": round(h5.stat().st_size / 2**20, 1) if h5.exists() else "-",
                      "team MB": round(team.stat().st_size / 2**20, 1) if team.exists() else "-"})
     datasets = pd.DataFrame(rows)
-    out = [f"# {results}", "", "## Behaviour learning (MATD3)", ""]
+    out = [f"# {results}", "", "## Behaviour learning", ""]
     out.append(behaviour.to_markdown(index=False) if len(behaviour) else "(none yet)")
     if undefined:
         out += ["", "Normalised scores undefined (tables show 'n/a (refs)'):", *undefined]

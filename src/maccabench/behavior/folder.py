@@ -37,6 +37,9 @@ def write_folder(out_dir: Path, run: OnlineRun, chosen: dict[str, int], refs: di
         "env": entry["name"], "seed": run.seed, "agents": run.layout.agents, "team": entry["team"],
         "checkpoint_env_steps": {q: run.checkpoints[i][0] for q, i in chosen.items()},
         "checkpoint_return": {q: run.curve[i]["return_vs_final_opponents"] for q, i in chosen.items()},
+        **({"checkpoint_win_rate": {q: run.curve[i]["win_rate_vs_final_opponents"] for q, i in chosen.items()}}
+           if "win_rate_vs_final_opponents" in run.curve[0] else {}),
+        "learner": run.hp["learner"],
         "S_random": refs["random"]["mean"], "S_expert": refs["expert"]["mean"], "references": refs,
         "normalized_score_undefined": undefined,   # None: defined (checkpoints.undefined_score_reason)
         "replay_medium_transitions": int(len(replay["obs"])),

@@ -1,4 +1,5 @@
-"""The behaviour learner's replay buffer, and the team's view of it (the medium-replay dataset)."""
+"""The behaviour learner's replay of every transition it collected, and the team's view of it (the
+medium-replay dataset). MATD3 also samples its updates from it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,32 +7,41 @@ import torch
 
 from ..envs.base import EnvSpec
 
-COLUMNS = ("obs", "next_obs", "actions", "rewards", "terminals", "timeouts", "episode_ids", "env_step")
-
 
 class Replay:
-    """Transitions over all agents, with the env step at which each was collected."""
+    """Transitions over all agents, with the env step at which each was collected. Discrete games
+    add integer actions and the available-action masks; games with a joint state of their own
+    (game.state_dim) add it, so the medium-replay dataset holds the game's state."""
 
-    def __init__(self, capacity: int, n: int, O: int, A: int):
+    def __init__(self, capacity: int, n: int, O: int, A: int, discrete: bool = False, state_dim: int | None = None):
         self.obs = np.zeros((capacity, n, O), np.float32)
         self.next_obs = np.zeros_like(self.obs)
-        self.actions = np.zeros((capacity, n, A), np.float32)
+        self.actions = np.zeros((capacity, n), np.int64) if discrete else np.zeros((capacity, n, A), np.float32)
         self.rewards = np.zeros((capacity, n), np.float32)
         self.terminals = np.zeros(capacity, bool)
         self.timeouts = np.zeros(capacity, bool)
         self.episode_ids = np.zeros(capacity, np.int64)
         self.env_step = np.zeros(capacity, np.int64)
+        self.column_names = ["obs", "next_obs", "actions", "rewards", "terminals", "timeouts", "episode_ids", "env_step"]
+        if discrete:
+            self.avail_actions = np.zeros((capacity, n, A), bool)
+            self.next_avail_actions = np.zeros_like(self.avail_actions)
+            self.column_names += ["avail_actions", "next_avail_actions"]
+        if state_dim is not None:
+            self.state = np.zeros((capacity, state_dim), np.float32)
+            self.next_state = np.zeros_like(self.state)
+            self.column_names += ["state", "next_state"]
         self.size = 0
 
     def add(self, **cols):
         k = len(cols["obs"])
         sl = slice(self.size, self.size + k)
-        for name, v in cols.items():
-            getattr(self, name)[sl] = v
+        for name in self.column_names:
+            getattr(self, name)[sl] = cols[name]
         self.size += k
 
     def columns(self) -> dict:
-        return {name: getattr(self, name)[: self.size].copy() for name in COLUMNS}
+        return {name: getattr(self, name)[: self.size].copy() for name in self.column_names}
 
     def sample(self, rng: np.random.Generator, batch: int) -> dict:
         idx = rng.integers(0, self.size, batch)
@@ -49,7 +59,14 @@ class Replay:
         eps = self.episode_ids[sel]
         starts = np.ones(len(sel), bool)
         starts[1:] = eps[1:] != eps[:-1]
-        return {"obs": obs, "next_obs": nobs, "actions": self.actions[sel][:, team_idx],
-                "individual_rewards": self.rewards[sel][:, team_idx],
-                "state": spec.joint_state(obs), "next_state": spec.joint_state(nobs),
-                "terminals": self.terminals[sel], "timeouts": self.timeouts[sel], "episode_starts": starts}
+        out = {"obs": obs, "next_obs": nobs, "actions": self.actions[sel][:, team_idx],
+               "individual_rewards": self.rewards[sel][:, team_idx],
+               "terminals": self.terminals[sel], "timeouts": self.timeouts[sel], "episode_starts": starts}
+        if "state" in self.column_names:
+            out.update(state=self.state[sel], next_state=self.next_state[sel])
+        else:
+            out.update(state=spec.joint_state(obs), next_state=spec.joint_state(nobs))
+        if "avail_actions" in self.column_names:
+            out.update(avail_actions=self.avail_actions[sel][:, team_idx, : spec.action_dim],
+                       next_avail_actions=self.next_avail_actions[sel][:, team_idx, : spec.action_dim])
+        return out

@@ -212,8 +212,11 @@ class SmaxGame(GameBase):
             raise MaccabenchError(f"SMAX {self.task}: env {k}, {self.agents[i]} took action {actions[k, i]}, "
                                   f"not available now (available: {np.flatnonzero(self._avail[k, i]).tolist()}). "
                                   "Fix: choose among avail_actions()")
+        # copies: on CPU jax may read a numpy argument in place, after this call has returned (async
+        # dispatch), so the reset flags cleared below and reset_one's writes must not touch its inputs
         (self._states, self._keys, over, obs, state, avail, rewards, team, term, trunc, won) = self._batched_step(
-            self._states, self._keys, self._over, actions.astype(np.int32), self._pending, self._pending_keys)
+            self._states, self._keys, self._over.copy(), actions.astype(np.int32), self._pending.copy(),
+            self._pending_keys.copy())
         self._pending[:] = False
         self._over = np.array(over)
         self._obs, self._state, self._avail = np.array(obs), np.array(state), np.array(avail)
