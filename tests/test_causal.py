@@ -370,3 +370,42 @@ def test_batched_model_matches_the_per_agent_formulation():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     for name, p in model.nets.named_parameters():
         assert torch.allclose(batched[name], p.grad, rtol=1e-4, atol=1e-6), name
+
+
+# ---- discrete actions (SMAX): one-hots into the causal model -----------------------------------------
+
+DISCRETE = EnvSpec(env="synthetic-discrete", suite="synthetic", task="own_action", agents=("a0", "a1", "a2"),
+                   obs_dims=(O,) * N, action_dims=(3,) * N, state_dim=N * O, discrete=True, episode_limit=25)
+
+
+def synthetic_discrete(T: int, seed: int) -> dict[str, np.ndarray]:
+    """Agent i is paid 1 when it takes action 0, minus its own state's first coordinate squared."""
+    g = np.random.default_rng(seed)
+    state = g.uniform(-1, 1, (T, N * O)).astype(np.float32)
+    actions = g.integers(0, 3, (T, N))
+    individual = (actions == 0) - state.reshape(T, N, O)[:, :, 0] ** 2
+    return {"state": state, "actions": actions, "individual_rewards": individual.astype(np.float32),
+            "team_rewards": individual.sum(axis=1).astype(np.float32)}
+
+
+def test_discrete_actions_enter_the_causal_model_as_one_hots_and_it_learns_the_team_reward_from_them():
+    from maccabench.causal import joint_inputs
+    arrays = synthetic_discrete(8192, seed=1)
+    x = joint_inputs(team_batch(arrays, slice(0, 2)), DISCRETE)
+    a = arrays["actions"][:2]
+    want = np.concatenate([arrays["state"][:2], np.eye(3)[a].reshape(2, -1)], axis=1)
+    np.testing.assert_array_equal(x.numpy(), want)
+    torch.set_num_threads(1)
+    model = train(CausalRewardModel(DISCRETE, config({**SMALL, "updates_per_step": 1}), "cpu", seed=0),
+                  arrays, updates=1600)
+    test_set = synthetic_discrete(2048, seed=2)
+    r_hat = model.assign(team_batch(test_set)).numpy()
+    team = test_set["team_rewards"]
+    unexplained = ((r_hat.sum(axis=1) - team) ** 2).mean() / team.var()
+    assert unexplained < 0.05, f"sum of relabelled rewards misses {unexplained:.1%} of the team reward's variance"
+    # as on the continuous task, the split is not identified by R alone (about 1/sqrt(3) = 0.58 for
+    # an even one); an untrained model or one that ignored the one-hot actions scores far lower
+    raw = data.Dataset(path="synthetic", arrays=test_set, attrs={"kind": "raw"}, spec=DISCRETE)
+    assert min(reward_recovery(model, raw)["pearson"]["per_agent"]) > 0.4
+    untrained = CausalRewardModel(DISCRETE, config(SMALL), "cpu", seed=0)
+    assert abs(reward_recovery(untrained, raw)["pearson"]["mean"]) < 0.3

@@ -92,9 +92,12 @@ class IdMLP(nn.Module):
         return self.body(h.reshape(n * b, width)).reshape(n, b, -1)
 
 
-def joint_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """[B, S + N*A]: the joint state and the concatenated (padded) joint action."""
+def joint_inputs(batch: dict[str, torch.Tensor], spec: EnvSpec) -> torch.Tensor:
+    """[B, S + N*A]: the joint state and the concatenated (padded) joint action; discrete actions
+    as one-hots over each agent's A actions, so the a->r mask has one entry per (agent, action)."""
     actions = batch["actions"]
+    if spec.discrete:
+        actions = F.one_hot(actions.long(), spec.action_dim).to(batch["state"].dtype)
     return torch.cat([batch["state"], actions.reshape(actions.shape[0], -1)], dim=-1)
 
 
@@ -182,7 +185,7 @@ class CausalRewardModel:
         """`updates_per_step` gradient steps of L_m on this batch (reads state, actions, team_rewards)."""
         if self.cfg.paradigm == "pretrain" and not self.frozen:
             raise RuntimeError("paradigm pretrain: call pretrain() before the first update")
-        x = joint_inputs(batch)
+        x = joint_inputs(batch, self.spec)
         target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
         if self.frozen:  # keeps reporting its fit on the policy's batches (Table 11) without learning
             with torch.no_grad():
@@ -222,7 +225,7 @@ class CausalRewardModel:
     @torch.no_grad()
     def assign(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-agent rewards [B, N] from the joint state and joint action only."""
-        x = joint_inputs(batch)
+        x = joint_inputs(batch, self.spec)
         with self._autocast():
             r = self.rewards(x, *self.probabilities(x))
         return r * self.n if self.cfg.times_n_agents else r
@@ -242,7 +245,7 @@ class CausalRewardModel:
         while not self.frozen:
             batch = sample_batch()
             target = batch["team_rewards"] if self.truth is None else self.truth.assign(batch)
-            out = self._step(joint_inputs(batch), target)
+            out = self._step(joint_inputs(batch, self.spec), target)
         return out
 
     def state_dict(self) -> dict:
@@ -269,7 +272,7 @@ class CausalRewardModel:
     @torch.no_grad()
     def mask_densities(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         with self._autocast():
-            p, _ = self.probabilities(joint_inputs(batch))
+            p, _ = self.probabilities(joint_inputs(batch, self.spec))
         rho_sr, rho_ar = self._densities(p)
         return {"causal/rho_sr": rho_sr, "causal/rho_ar": rho_ar}
 
@@ -277,7 +280,7 @@ class CausalRewardModel:
     def mask_snapshot(self, probe_batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         """Mean mask probabilities over a probe batch: s->r [N, S] and a->r [N, N*A] (Figure 4)."""
         with self._autocast():
-            p = self.probabilities(joint_inputs(probe_batch))[0].mean(dim=1).float().cpu().numpy()
+            p = self.probabilities(joint_inputs(probe_batch, self.spec))[0].mean(dim=1).float().cpu().numpy()
         return p[:, : self.d_s], p[:, self.d_s:]
 
 
@@ -353,7 +356,10 @@ def reward_recovery(model, raw: Dataset, batch_size: int = 8192) -> dict:
     pred = []
     for start in range(0, len(raw), batch_size):
         sl = slice(start, start + batch_size)
-        batch = {k: torch.as_tensor(raw.arrays[k][sl], dtype=torch.float32, device=model.device) for k in ("state", "actions")}
+        batch = {k: torch.as_tensor(raw.arrays[k][sl], device=model.device) for k in ("state", "actions")}
+        batch["state"] = batch["state"].float()
+        if not model.spec.discrete:
+            batch["actions"] = batch["actions"].float()
         pred.append(model.assign(batch).cpu().numpy())
     pred = np.concatenate(pred)
     true = raw.arrays["individual_rewards"]

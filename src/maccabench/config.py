@@ -123,13 +123,7 @@ def check(cfg: dict) -> dict:
             if env not in cfg["environments"]:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
-            suite = cfg["environments"][env]["suite"]
             _check_backbone_kinds(cfg, tier_name, env)
-            if SUITES[suite].discrete:   # the behaviour learner (MATD3) is continuous
-                raise ConfigError(f"tiers.{tier_name}.envs[{i}]",
-                                  f"env {env!r} (suite {suite}) has discrete actions, which no behaviour learner "
-                                  "handles yet",
-                                  "remove it from the tier: discrete behaviour learning is the next step of issue 12")
     _check_training(cfg)
     if "tables" in cfg:
         _check_tables(cfg)

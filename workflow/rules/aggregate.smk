@@ -174,6 +174,12 @@ rule table2:
         lambda w: table_target("table2"),
 
 
+# credit assignment learnt from the team reward (QMIX-CQL, SHAQ, SQDDPG) against MACCA-CQL
+rule table5:
+    input:
+        lambda w: table_target("table5"),
+
+
 # OMAR's baselines on CN with the hidden individual rewards, beside OMAR's published scores, and
 # OMAR's network options on and off (group `anchor`)
 rule anchor:
