@@ -482,7 +482,7 @@ def test_references_within_noise_give_no_score_and_say_why(tmp_path):
     assert final["final"]["normalized_score"] is None and final["final"]["return_mean"] == -50.0
     assert final["best"]["updates"] == 10                                          # no score: the last evaluation
     metrics = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert metrics[1].split(",")[3:6] == ["-60.0", "2.0", ""]
+    assert metrics[1].split(",")[3:7] == ["-60.0", "2.0", "10", ""]   # return, std, episodes, no score
     defined = runfolder.final_record(env="cn", quality="expert", algo="omar", seed=0, tier="smoke",
                                      metric="normalized_score", table_score="final", rows=rows[:1],
                                      s_random=-50.0, s_expert=-10.0, wall_s=1.0)
