@@ -136,6 +136,20 @@ class LinearMixer(nn.Module):
         return (k * q).sum(dim=0) + b
 
 
+def finish_update(bb, actor_loss: torch.Tensor, critic_loss: torch.Tensor, q_data: torch.Tensor,
+                  adv: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What both MA-ICQs do after their losses: the actors' step (per-agent clipping), the
+    critics' target update, and the update's stats."""
+    bb.actor_opt.zero_grad(set_to_none=True)
+    actor_loss.sum().backward()
+    clip_grad_norm_per_agent(list(bb.actor.parameters()), bb.n, bb.cfg.grad_clip)
+    bb.actor_opt.step()
+    soft_update_critic(bb)
+    bb.updates += 1
+    return {"losses/critic": critic_loss.detach().mean(), "losses/actor": actor_loss.detach().mean(),
+            "losses/q_data": q_data.detach().mean(), "losses/advantage": adv.mean()}
+
+
 class MAICQ(ActorBackbone):
     def __init__(self, spec: EnvSpec, cfg: MAICQConfig, device: torch.device, seed: int):
         self.cfg = cfg
@@ -173,15 +187,7 @@ class MAICQ(ActorBackbone):
             adv = self.q(self.critic, obs, act) - self.q(self.critic, obs, pi.detach())   # [N, B]
             w = actor_weights(adv, batch, c, self.mixer)
         actor_loss = weighted_regression(pi, act, w, self.mask)                             # [N]
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.sum().backward()
-        clip_grad_norm_per_agent(list(self.actor.parameters()), self.n, c.grad_clip)
-        self.actor_opt.step()
-
-        soft_update_critic(self)
-        self.updates += 1
-        return {"losses/critic": critic_loss.detach().mean(), "losses/actor": actor_loss.detach().mean(),
-                "losses/q_data": q_data.detach().mean(), "losses/advantage": adv.mean()}
+        return finish_update(self, actor_loss, critic_loss, q_data, adv)
 
     def _modules(self) -> dict:
         mods = {"actor": self.actor, "critic": self.critic, "critic_t": self.critic_t, "actor_opt": self.actor_opt,

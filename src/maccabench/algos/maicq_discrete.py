@@ -25,9 +25,9 @@ import torch
 
 from ..envs.base import EnvSpec
 from ..hparams import MAICQConfig
-from .common import (DiscreteBackbone, clip_grad_norm_per_agent, in_precision, masked_argmax, masked_log_softmax,
+from .common import (DiscreteBackbone, in_precision, masked_argmax, masked_log_softmax,
                      stacked_policy, stacked_q, take)
-from .maicq import MAICQ, LinearMixer, actor_weights, critic_step, implicit_target, soft_update_critic
+from .maicq import MAICQ, LinearMixer, actor_weights, critic_step, implicit_target, finish_update
 
 
 def weighted_log_likelihood(logp_data: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -78,14 +78,6 @@ class DiscreteMAICQ(DiscreteBackbone):
             adv = take(q, act) - policy_baseline(logp.detach(), q)                              # [N, B]
             w = actor_weights(adv, batch, c, self.mixer)
         actor_loss = weighted_log_likelihood(take(logp, act), w)                               # [N]
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.sum().backward()
-        clip_grad_norm_per_agent(list(self.actor.parameters()), self.n, c.grad_clip)
-        self.actor_opt.step()
-
-        soft_update_critic(self)
-        self.updates += 1
-        return {"losses/critic": critic_loss.detach().mean(), "losses/actor": actor_loss.detach().mean(),
-                "losses/q_data": q_data.detach().mean(), "losses/advantage": adv.mean()}
+        return finish_update(self, actor_loss, critic_loss, q_data, adv)
 
     _modules = MAICQ._modules   # the same networks and optimisers under the same names

@@ -25,8 +25,8 @@ import torch
 
 from ..envs.base import EnvSpec
 from ..hparams import QMIXCQLConfig
-from ..nets import AgentMLP, soft_update
-from .common import (DiscreteBackbone, agent_major, clip_grad_norm_per_agent, generator_for, in_precision,
+from ..nets import soft_update
+from .common import (DiscreteBackbone, agent_major, stacked_q, clip_grad_norm_per_agent, generator_for, in_precision,
                      masked_argmax)
 from .credit import QMixer, batch_tensors, sample_available
 
@@ -58,7 +58,7 @@ class QMIXCQL(DiscreteBackbone):
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device).bool()      # [N, A] real actions
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.q = AgentMLP(self.n, O, cfg.hidden, A, input_norm=cfg.input_norm)
+            self.q = stacked_q(self.n, O, A, cfg)
             self.acting = self.q   # DiscreteBackbone.act: greedy over its scores
             self.mixer = QMixer(spec.state_dim, self.n, cfg.mixer_embed, cfg.hypernet_embed)
         self.q.to(self.device), self.mixer.to(self.device)

@@ -29,8 +29,8 @@ from torch import nn
 
 from ..envs.base import EnvSpec
 from ..hparams import SHAQConfig
-from ..nets import AgentMLP, soft_update
-from .common import (DiscreteBackbone, agent_major, clip_grad_norm_per_agent, generator_for, in_precision,
+from ..nets import soft_update
+from .common import (DiscreteBackbone, agent_major, stacked_q, clip_grad_norm_per_agent, generator_for, in_precision,
                      masked_argmax, masked_logsumexp)
 from .credit import batch_tensors, hypernet, predecessors, random_orderings
 from .qmix_cql import chosen, next_values
@@ -91,7 +91,7 @@ class SHAQ(DiscreteBackbone):
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device).bool()      # [N, A] real actions
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.q = AgentMLP(self.n, O, cfg.hidden, A, input_norm=cfg.input_norm)
+            self.q = stacked_q(self.n, O, A, cfg)
             self.acting = self.q   # DiscreteBackbone.act: greedy over its scores
             self.alpha = ShapleyAlpha(spec.state_dim, cfg.mixer_embed, cfg.hypernet_embed)
         self.q.to(self.device), self.alpha.to(self.device)

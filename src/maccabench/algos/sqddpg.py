@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..envs.base import EnvSpec
 from ..hparams import SQDDPGConfig
 from ..nets import AgentMLP, soft_update
-from .common import (DiscreteBackbone, agent_major, clip_grad_norm_per_agent, generator_for, in_precision,
+from .common import (DiscreteBackbone, agent_major, stacked_policy, clip_grad_norm_per_agent, generator_for, in_precision,
                      masked_argmax)
 from .credit import batch_tensors, masked_softmax, predecessors, random_orderings
 from .icql import no_param_grad
@@ -62,7 +62,7 @@ class SQDDPG(DiscreteBackbone):
         self.mask = torch.as_tensor(spec.action_mask(), device=self.device).bool()      # [N, A] real actions
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = AgentMLP(self.n, O, cfg.hidden, A, input_norm=cfg.input_norm, last_init=cfg.actor_last_init)
+            self.actor = stacked_policy(self.n, O, A, cfg)
             self.acting = self.actor   # DiscreteBackbone.act: greedy over its scores
             self.critic = AgentMLP(self.n, S + self.n * A, cfg.hidden, 1)
         self.actor.to(self.device), self.critic.to(self.device)
