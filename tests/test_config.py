@@ -21,7 +21,7 @@ def test_project_config_is_valid(cfg):
 
 @pytest.mark.parametrize("mutate, field, words", [
     (lambda c: c.update(tier="fast"), "tier", "use one of " + TIERS),
-    (lambda c: c["tiers"]["quick"]["envs"].append("hopper"), "tiers.quick.envs[3]", "unknown env 'hopper'"),
+    (lambda c: c["tiers"]["quick"]["envs"].append("hopper"), "tiers.quick.envs[1]", "unknown env 'hopper'"),
     (lambda c: c["environments"]["cn"].update(suite="mujoco"), "environments.cn.suite", "unknown suite 'mujoco'"),
     (lambda c: c["environments"]["cn"].update(task="simple_sprad_v3"), "environments.cn.task", "unknown task"),
     (lambda c: c["tiers"]["smoke"]["qualities"].insert(0, "superb"), "tiers.smoke.qualities.0", "'superb' is not allowed"),
@@ -53,6 +53,7 @@ def test_project_config_is_valid(cfg):
     (lambda c: c["tables"]["table6"].update(env="cm"), "tables.table6.env", "unknown env 'cm'"),
     (lambda c: c["tables"]["figures"]["curves"].append("tabel1"), "tables.figures.curves[11]", "unknown table 'tabel1'"),
     (lambda c: c["tables"]["figures"]["masks"].update(algo="macca"), "tables.figures.masks.algo", "macca"),
+    (lambda c: c["tiers"]["quick"].update(tables=["table1", "tabel9"]), "tiers.quick.tables[1]", "unknown table 'tabel9'"),
 ])
 def test_bad_config_names_field_and_fix(cfg, mutate, field, words):
     mutate(cfg)
@@ -257,3 +258,19 @@ def test_training_seed_i_reads_dataset_seed_i(cfg):
     assert [C.train_job(cfg, "cn", "expert", "omar", s).dataset_seed for s in (0, 1, 2, 3, 4)] == [0, 1, 0, 1, 0]
     cfg["tier"] = "smoke"   # one dataset seed: every training seed reads it
     assert {C.train_job(cfg, "cn", "expert", "omar", s).dataset_seed for s in (0, 1, 2)} == {0}
+
+
+def test_a_tier_builds_only_the_tables_it_lists(cfg):
+    """`tiers.<t>.tables` cuts a tier's cells table by table: a table it leaves out is off (with the
+    reason) and schedules none of its runs, though the tier runs that table's env and quality."""
+    from maccabench.aggregate import spec
+    cfg["tier"] = "smoke"
+    everything = {t.name for t in spec.tables(cfg)}
+    assert {"table1", "table6", "credit"} <= everything
+    cfg["tiers"]["smoke"]["tables"] = ["table1", "table9"]
+    on = {t.name for t in spec.tables(cfg)}
+    assert on == {"table1", "table9"}
+    off = spec.resolve(cfg, "table6")
+    assert off.runs() == [] and "tiers.smoke.tables" in off.inactive_reason
+    assert spec.resolve(cfg, "table1").runs() == spec.resolve(cfg | {"tiers": {**cfg["tiers"], "smoke": {
+        k: v for k, v in cfg["tiers"]["smoke"].items() if k != "tables"}}}, "table1").runs()

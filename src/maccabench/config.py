@@ -371,6 +371,11 @@ def _check_tables(cfg: dict) -> None:
     names = spec.table_names(cfg)
     for name in names:
         spec.resolve(cfg, name)
+    for tier_name, t in cfg["tiers"].items():
+        for i, name in enumerate(t.get("tables", [])):
+            if name not in names:
+                raise ConfigError(f"tiers.{tier_name}.tables[{i}]", f"unknown table {name!r}",
+                                  f"use one of {', '.join(names)}, or drop `tables` to build every table the tier's cells fill")
     figures = spec.figures(cfg)
     for i, name in enumerate(figures.get("curves", [])):
         if name not in names:

@@ -181,6 +181,14 @@ def _check_envs(cfg: dict, where: str, names: list[str]) -> None:
                           f"use one of {', '.join(cfg['environments'])}")
 
 
+def _not_listed(cfg: dict, name: str) -> str:
+    """Why a table is off in this tier when the tier lists its tables and this one is not among them."""
+    listed = C.tier(cfg).get("tables")
+    if listed is None or name in listed:
+        return ""
+    return f"tier {cfg['tier']} does not list it in tiers.{cfg['tier']}.tables"
+
+
 def resolve(cfg: dict, name: str) -> Table:
     """The table `name` for the config's tier; ConfigError naming the field when it is wrong."""
     sec = section(cfg)
@@ -190,6 +198,8 @@ def resolve(cfg: dict, name: str) -> Table:
     where = f"tables.{name}"
     kind = spec["kind"]
     t = C.tier(cfg)
+    if "tables" in t and name not in t["tables"]:   # the tier's own choice of tables (its cells)
+        t = {**t, "envs": [], "qualities": []}
     envs = cfg["environments"]
     common = dict(
         name=name, kind=kind, title=spec.get("title", name), group=spec.get("group", "main"),
@@ -213,7 +223,7 @@ def resolve(cfg: dict, name: str) -> Table:
                     and e in spec.get("envs", t["envs"])]
         qualities = [q for q in spec.get("qualities", list(C.QUALITIES)) if q in t["qualities"]]
         rows = [(e, q) for e in row_envs for q in qualities]
-        reason = "" if rows else (f"tier {cfg['tier']} has no environment with metric {metric!r}"
+        reason = "" if rows else _not_listed(cfg, name) or (f"tier {cfg['tier']} has no environment with metric {metric!r}"
                                   + (f" among {', '.join(spec['envs'])}" if "envs" in spec else "")
                                   + f" (add one under `environments:` and to tiers.{cfg['tier']}.envs)")
         return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason)
@@ -224,7 +234,7 @@ def resolve(cfg: dict, name: str) -> Table:
         _check_envs(cfg, f"{where}.envs", spec.get("envs", []))
         row_envs = [e for e in t["envs"] if e in spec.get("envs", t["envs"])]
         fields = [(str(label), path) for label, path in spec["rows"].items()]
-        reason = "" if row_envs else f"tier {cfg['tier']} runs none of {', '.join(spec['envs'])}"
+        reason = "" if row_envs else _not_listed(cfg, name) or f"tier {cfg['tier']} runs none of {', '.join(spec['envs'])}"
         return Table(**common, metric=None, rows=fields if row_envs else [], algos=algos, envs=row_envs,
                      qualities=list(t["qualities"]), by_quality=bool(spec.get("by_quality", False)),
                      inactive_reason=reason)
@@ -244,7 +254,7 @@ def resolve(cfg: dict, name: str) -> Table:
                 raise ConfigError(f"{where}.improvement", f"compares {lab!r}, which is not a row label",
                                   f"use row labels of `{where}.rows`: {', '.join(labels)}")
     in_tier = env in t["envs"] and quality in t["qualities"]
-    reason = "" if in_tier else f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
+    reason = "" if in_tier else _not_listed(cfg, name) or f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
     measures = list(spec.get("measures", ["score"]))
     return Table(**common, metric=envs[env]["metric"], rows=variants if in_tier else [], algos=[],
                  env=env, quality=quality, parameter=spec.get("parameter", "variant"),
