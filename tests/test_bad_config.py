@@ -180,7 +180,7 @@ CASES = [
     ("tier-precision-not-allowed", put("tiers.smoke.causal_precision", "fp16"), "tiers.smoke.causal_precision",
      "bf16", ()),
     ("tier-misspelt-key", rename("tiers.smoke.train_updates", "train_update"), "tiers.smoke.train_update", "", ()),
-    ("tier-missing-smoke", drop("tiers.smoke"), "tier", "quick, anchor, paper", ()),   # the chosen tier is gone
+    ("tier-missing-smoke", drop("tiers.smoke"), "tier", "quick, anchor, credit, paper", ()),   # the chosen tier is gone
     ("tier-duplicate-key", text("    train_updates: 20 ", "    train_updates: 20\n    train_updates: 200 "),
      "tiers.smoke.train_updates", f"line {line_of('    train_updates: 20 ')}", ()),
     # tables
