@@ -198,7 +198,8 @@ def resolve(cfg: dict, name: str) -> Table:
     where = f"tables.{name}"
     kind = spec["kind"]
     t = C.tier(cfg)
-    if "tables" in t and name not in t["tables"]:   # the tier's own choice of tables (its cells)
+    not_listed = _not_listed(cfg, name)
+    if not_listed:   # the tier's own choice of tables cuts this one's cells
         t = {**t, "envs": [], "qualities": []}
     envs = cfg["environments"]
     common = dict(
@@ -223,7 +224,7 @@ def resolve(cfg: dict, name: str) -> Table:
                     and e in spec.get("envs", t["envs"])]
         qualities = [q for q in spec.get("qualities", list(C.QUALITIES)) if q in t["qualities"]]
         rows = [(e, q) for e in row_envs for q in qualities]
-        reason = "" if rows else _not_listed(cfg, name) or (f"tier {cfg['tier']} has no environment with metric {metric!r}"
+        reason = "" if rows else not_listed or (f"tier {cfg['tier']} has no environment with metric {metric!r}"
                                   + (f" among {', '.join(spec['envs'])}" if "envs" in spec else "")
                                   + f" (add one under `environments:` and to tiers.{cfg['tier']}.envs)")
         return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason)
@@ -234,7 +235,7 @@ def resolve(cfg: dict, name: str) -> Table:
         _check_envs(cfg, f"{where}.envs", spec.get("envs", []))
         row_envs = [e for e in t["envs"] if e in spec.get("envs", t["envs"])]
         fields = [(str(label), path) for label, path in spec["rows"].items()]
-        reason = "" if row_envs else _not_listed(cfg, name) or f"tier {cfg['tier']} runs none of {', '.join(spec['envs'])}"
+        reason = "" if row_envs else not_listed or f"tier {cfg['tier']} runs none of {', '.join(spec['envs'])}"
         return Table(**common, metric=None, rows=fields if row_envs else [], algos=algos, envs=row_envs,
                      qualities=list(t["qualities"]), by_quality=bool(spec.get("by_quality", False)),
                      inactive_reason=reason)
@@ -254,7 +255,7 @@ def resolve(cfg: dict, name: str) -> Table:
                 raise ConfigError(f"{where}.improvement", f"compares {lab!r}, which is not a row label",
                                   f"use row labels of `{where}.rows`: {', '.join(labels)}")
     in_tier = env in t["envs"] and quality in t["qualities"]
-    reason = "" if in_tier else _not_listed(cfg, name) or f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
+    reason = "" if in_tier else not_listed or f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
     measures = list(spec.get("measures", ["score"]))
     return Table(**common, metric=envs[env]["metric"], rows=variants if in_tier else [], algos=[],
                  env=env, quality=quality, parameter=spec.get("parameter", "variant"),
