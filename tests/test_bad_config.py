@@ -177,8 +177,9 @@ CASES = [
      "tiers.smoke.train_dataset_seed", "", ()),
     ("tier-override-unknown-env", put("tiers.paper.train_updates_overrides", {"mpe/random": 5}),
      "tiers.paper.train_updates_overrides.mpe/random", "", ()),
-    ("tier-precision-not-allowed", put("tiers.smoke.causal_precision", "fp16"), "tiers.smoke.causal_precision",
-     "bf16", ()),
+    ("precision-not-allowed", put("causal.precision", "fp16"), "causal.precision", "bf16", ()),
+    ("tier-precision-is-not-a-tier-field", put("tiers.smoke.causal_precision", "bf16"), "tiers.smoke.causal_precision",
+     "", ()),   # precision is one setting for every tier (a tier only scales sizes)
     ("tier-misspelt-key", rename("tiers.smoke.train_updates", "train_update"), "tiers.smoke.train_update", "", ()),
     ("tier-missing-smoke", drop("tiers.smoke"), "tier", "quick, anchor, credit, paper", ()),   # the chosen tier is gone
     ("tier-duplicate-key", text("    train_updates: 20 ", "    train_updates: 20\n    train_updates: 200 "),

@@ -58,7 +58,7 @@ def train(model: CausalRewardModel, arrays: dict, updates: int, batch_size: int 
     return model
 
 
-@pytest.fixture(scope="module", params=["fp32", "bf16"])   # the quick tier trains in bf16
+@pytest.fixture(scope="module", params=["fp32", "bf16"])   # every tier trains in bf16 (causal.precision)
 def trained(request):
     torch.set_num_threads(1)
     train_set, test_set = synthetic(8192, seed=1), synthetic(4096, seed=2)

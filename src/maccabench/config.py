@@ -412,13 +412,10 @@ def backbone_hp(cfg: dict, algo: str, quality: str, env: str | None = None) -> d
 
 
 def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
-    """The assigner's config section (e.g. `causal:`) < the tier's causal_precision <
-    algorithms.<algo>.reward_options, at this quality."""
+    """The assigner's config section (e.g. `causal:`) < algorithms.<algo>.reward_options, at this quality."""
     a = algorithm(cfg, algo)
     section = ASSIGNERS[a["rewards"]].config_section
     base = copy.deepcopy(cfg.get(section) or {}) if section else {}
-    if section == "causal" and "causal_precision" in tier(cfg):
-        base["precision"] = tier(cfg)["causal_precision"]
     return at_quality({**base, **a.get("reward_options", {})}, quality)
 
 
