@@ -267,9 +267,11 @@ def test_fully_connected_graph_has_no_masks_and_fixed_graph_is_one_graph_per_age
 
 
 def test_without_h_clipping_the_probabilities_are_the_masks():
+    # fp32: an exact identity, which the pipeline's bf16 autocast would blur to its rounding
+    exact = {**SMALL, "precision": "fp32"}
     arrays = synthetic(256, seed=0)
-    clipped = train(CausalRewardModel(SPEC, config(SMALL), "cpu", seed=0), arrays, updates=5)
-    soft = CausalRewardModel(SPEC, config({**SMALL, "clip_h": False}), "cpu", seed=0)
+    clipped = train(CausalRewardModel(SPEC, config(exact), "cpu", seed=0), arrays, updates=5)
+    soft = CausalRewardModel(SPEC, config({**exact, "clip_h": False}), "cpu", seed=0)
     soft.load_state_dict(clipped.state_dict())
     batch = team_batch(arrays)
     x = torch.cat([batch["state"], batch["actions"].flatten(1)], 1)
@@ -353,7 +355,8 @@ def test_batched_model_matches_the_per_agent_formulation():
     """The shared first layer, one [N*B, .] product per layer and the single weighted L1 sum give the
     per-agent formulation's loss and gradients up to float rounding (fp32)."""
     spec = EnvSpec(**{**SPEC.__dict__, "action_dims": (2, 2, 1)})   # a padded action dimension too
-    model = CausalRewardModel(spec, config({**SMALL, "lambda1": 0.05, "lambda2": 0.02}), "cpu", seed=0)
+    model = CausalRewardModel(spec, config({**SMALL, "lambda1": 0.05, "lambda2": 0.02,
+                                                           "precision": "fp32"}), "cpu", seed=0)
     arrays = synthetic(64, seed=3)
     arrays["actions"][:, 2, 1] = 0.0
     x = torch.cat([torch.as_tensor(arrays["state"]), torch.as_tensor(arrays["actions"]).flatten(1)], 1)
