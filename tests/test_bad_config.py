@@ -94,7 +94,7 @@ CASES = [
     ("env-team-repeated-agent", put("environments.cn.team", ["agent_0", "agent_0", "agent_1"]),
      "environments.cn.team", "", ()),
     ("env-missing-suite", drop("environments.cn.suite"), "environments.cn.suite", "", ()),
-    ("env-unknown-suite", put("environments.cn.suite", "smac"), "environments.cn.suite", "mpe", ()),
+    ("env-unknown-suite", put("environments.cn.suite", "starcraft"), "environments.cn.suite", "mpe", ()),
     ("env-unknown-task", put("environments.cn.task", "simple_spred_v3"), "environments.cn.task",
      "simple_spread_v3", ()),
     ("env-others-none-with-opponents", put("environments.pp.others", "none"), "environments.pp.others", "frozen", ()),

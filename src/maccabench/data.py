@@ -36,9 +36,10 @@ def required_arrays(spec: EnvSpec) -> tuple[str, ...]:
     return REQUIRED + DISCRETE_ONLY if spec.discrete else REQUIRED
 
 
-def action_problem(arrays: dict[str, np.ndarray], spec: EnvSpec) -> str | None:
+def action_problem(arrays: dict[str, np.ndarray], spec: EnvSpec, step_name=lambda t: f"step {t}") -> str | None:
     """What is wrong with a discrete dataset's actions (integers, shaped [T,N], each among the
-    agent's available actions at its step), or None. Continuous datasets: None."""
+    agent's available actions at its step), or None. Continuous datasets: None. `step_name(t)`
+    names row t in the message (an importer names the source file's episode and step)."""
     if not spec.discrete:
         return None
     act, avail = arrays["actions"], arrays["avail_actions"]
@@ -53,7 +54,7 @@ def action_problem(arrays: dict[str, np.ndarray], spec: EnvSpec) -> str | None:
     if taken.all():
         return None
     t, i = np.argwhere(~taken)[0]
-    return (f"step {t}, agent {spec.agents[i]} took action {act[t, i]}, which was not available "
+    return (f"{step_name(t)}, agent {spec.agents[i]} took action {act[t, i]}, which was not available "
             f"(available: {np.flatnonzero(avail[t, i]).tolist()}); {int((~taken).sum())} such actions in all")
 
 

@@ -152,9 +152,16 @@ class SuiteEntry:
     game: str                       # "module:Class", Class(task, task_args, num_envs) -> envs.base.Game
     description: str                # "module:SUITE", a SuiteDescription that imports no suite package
     discrete: bool = False          # integer actions with availability masks (the game's `discrete`)
+    # "module:function", function(task) -> (what this machine lacks to run the task, how to install
+    # it), or None; for suites whose software pip cannot install (StarCraft II). Checked for the
+    # chosen tier before any job (config.check).
+    installation: str | None = None
 
     def make_game(self, task: str, task_args: dict, num_envs: int):
         return _load(self.game)(task, task_args, num_envs)
+
+    def installation_problem(self, task: str) -> tuple[str, str] | None:
+        return _load(self.installation)(task) if self.installation else None
 
     def describe(self) -> SuiteDescription:
         return _load(self.description)
@@ -165,6 +172,9 @@ SUITES: dict[str, SuiteEntry] = {
     "mpe": SuiteEntry("maccabench.envs.mpe:MPEGame", "maccabench.envs.mpe_tasks:SUITE"),
     # jaxmarl's SMAX (StarCraft-like, discrete actions); MMM2 does not exist there (envs/smax_maps.py)
     "smax": SuiteEntry("maccabench.envs.smax:SmaxGame", "maccabench.envs.smax_maps:SUITE", discrete=True),
+    # the real StarCraft Multi-Agent Challenge, where StarCraft II is installed (envs/smac_maps.py)
+    "smac": SuiteEntry("maccabench.envs.smac:SmacGame", "maccabench.envs.smac_maps:SUITE", discrete=True,
+                       installation="maccabench.envs.smac_maps:installation_problem"),
 }
 
 

@@ -78,6 +78,7 @@ class Table:
     bootstrap: dict = field(default_factory=lambda: dict(DEFAULT_BOOTSTRAP))
     labels: dict = field(default_factory=dict)
     inactive_reason: str = ""                    # why the tier gives this table no rows
+    paper_rows: dict = field(default_factory=dict)       # env -> its rows' key in the paper's values (`paper_as`)
     envs: list[str] = field(default_factory=list)        # hparams: the envs whose runs are read
     qualities: list[str] = field(default_factory=list)   # hparams: the qualities whose runs are read
     by_quality: bool = False                     # hparams: one column per quality
@@ -208,6 +209,7 @@ def resolve(cfg: dict, name: str) -> Table:
         paper=spec.get("paper"), description=spec.get("description", ""),
         allow_partial=bool(sec.get("allow_partial", False)),
         bootstrap={**DEFAULT_BOOTSTRAP, **sec.get("bootstrap", {})}, labels=dict(sec.get("labels", {})),
+        paper_rows={e: entry["paper_as"] for e, entry in envs.items() if "paper_as" in entry},
     )
     if kind in ("scores", "recovery"):
         algos = list(spec["algos"])

@@ -738,7 +738,8 @@ def side_by_side(table: Table, long: pd.DataFrame, paper: dict) -> Built:
             for a in table.algos:
                 s = long[(long.env == env) & (long.quality == q) & (long.algo == a)]
                 m, sd = (s["mean"].iloc[0], s["std"].iloc[0]) if len(s) else (np.nan, np.nan)
-                pm, ps, _ = _paper_cell(pv.get("cells", {}).get(env, {}).get(q, {}).get(a))
+                paper_env = table.paper_rows.get(env, env)
+                pm, ps, _ = _paper_cell(pv.get("cells", {}).get(paper_env, {}).get(q, {}).get(a))
                 row[f"{table.label(a)} ({ours_tag})"] = Cell(_ours_or_undefined(s, mean_pm_std(m, sd, spec)))
                 row[f"{table.label(a)} ({paper_tag})"] = Cell(mean_pm_std(pm, ps, pspec))
             frame.append(row)

@@ -160,6 +160,21 @@ class GameBase:
         return None
 
 
+class WinLossGameBase(GameBase):
+    """Discrete win/loss games (SMAX, SMAC) that keep the last step's joint state `_state`
+    [K, S], availability masks `_avail` [K, N, A] and won flags `_won` [K] as arrays."""
+    discrete = True
+
+    def state(self) -> np.ndarray:
+        return self._state.copy()
+
+    def avail_actions(self) -> np.ndarray:
+        return self._avail.copy()
+
+    def episode_info(self) -> dict[str, np.ndarray]:
+        return {"won": self._won.copy()}
+
+
 def team_causal_masks(game: Game, team: list[str], spec: EnvSpec) -> tuple[np.ndarray, np.ndarray] | None:
     """The game's true causal masks (Game.causal_masks) of the team's rewards over the team's joint
     state and padded joint action, the layout of a MACCA run's masks.npz: s->r [N, S], a->r

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import MaccabenchError
 from . import smax_maps
-from .base import GameBase
+from .base import WinLossGameBase
 
 CACHE_ENV = "MACCABENCH_JAX_CACHE"
 
@@ -76,8 +76,7 @@ def jaxmarl_version() -> str:
     return _import_jaxmarl()[0].__version__
 
 
-class SmaxGame(GameBase):
-    discrete = True
+class SmaxGame(WinLossGameBase):
 
     def __init__(self, task: str, task_args: dict, num_envs: int):
         if task not in smax_maps.MAPS:
@@ -224,11 +223,3 @@ class SmaxGame(GameBase):
         self.last_team_reward = np.asarray(team, np.float32)   # jaxmarl's own, for checking the split
         return self._obs.copy(), np.asarray(rewards, np.float32), np.array(term), np.array(trunc)
 
-    def state(self) -> np.ndarray:
-        return self._state.copy()
-
-    def avail_actions(self) -> np.ndarray:
-        return self._avail.copy()
-
-    def episode_info(self) -> dict[str, np.ndarray]:
-        return {"won": self._won.copy()}
