@@ -9,6 +9,12 @@ critic and actor.
                                             [--precision fp32|bf16] [--algos icql macca-omar ...]
                                             [--nets config omar] [--backbone-precision fp32 bf16]
 
+`--seeds-per-process 1 3 5` measures S training seeds of one cell stacked into one backbone of
+S*N agents (the lever of issue 11, not yet in the training loop), for the algorithms where that is
+the same maths (only the random draws differ): an independent-agents backbone (registry.BackboneEntry.independent_agents: I-CQL, OMAR) on a
+reward every agent shares (the team reward); "seed-steps/s" = S x steps/s, the training seeds'
+steps a process makes per second.
+
 `--nets omar` measures with OMAR's networks (input BatchNorm, actors' last layer in +-3e-3:
 `algos.common.OMAR_NETWORKS`) in place of the config's `training.common` network options;
 `--nets config omar` measures both and prints their ratio. `--backbone-precision fp32 bf16` measures
@@ -33,7 +39,7 @@ from maccabench import config as C
 from maccabench.algos.common import OMAR_NETWORKS
 from maccabench.causal import CausalRewardModel
 from maccabench.envs.base import EnvSpec
-from maccabench.registry import BACKBONES
+from maccabench.registry import ASSIGNERS, BACKBONES
 from maccabench.rewards import RewardContext, make_assigner
 from maccabench.train import training_step
 
@@ -141,17 +147,33 @@ def matmul_ceiling(dtype: torch.dtype, device, hidden: int = 64, rows: int = 102
     return 2 * n * rows * hidden * hidden / best / 1e9
 
 
+def stacked(spec: EnvSpec, seeds: int) -> EnvSpec:
+    """`seeds` copies of the team as one team of seeds x N agents (independent-agents backbones)."""
+    return dataclasses.replace(spec, agents=tuple(f"seed{s}_{a}" for s in range(seeds) for a in spec.agents),
+                               obs_dims=spec.obs_dims * seeds, action_dims=spec.action_dims * seeds)
+
+
+def stack_problem(cfg: dict, algo: str) -> str | None:
+    """Why S seeds of `algo` are not exactly one backbone of S*N agents, or None."""
+    entry = cfg["algorithms"][algo]
+    if not BACKBONES[entry["backbone"]].independent_agents:
+        return f"backbone {entry['backbone']} couples the agents (mixer)"
+    if not ASSIGNERS[entry["rewards"]].shared:
+        return f"reward assigner {entry['rewards']} is joint over the team"
+    return None
+
+
 def build(cfg: dict, algo: str, quality: str, device, reward_options: dict | None = None,
-          backbone_options: dict | None = None):
-    """(assigner, backbone) of `algo` as the training loop builds them, on CN shapes, with
-    `backbone_options` replacing configured backbone hyper-parameters."""
+          backbone_options: dict | None = None, spec: EnvSpec = CN):
+    """(assigner, backbone) of `algo` as the training loop builds them, on `spec`'s shapes (CN),
+    with `backbone_options` replacing configured backbone hyper-parameters."""
     entry = cfg["algorithms"][algo]
     backbone_cfg = dataclasses.replace(C.backbone_config(cfg, algo, quality), **(backbone_options or {}))
-    backbone = BACKBONES[entry["backbone"]].build(CN, backbone_cfg, device, seed=0)
+    backbone = BACKBONES[entry["backbone"]].build(spec, backbone_cfg, device, seed=0)
     config = C.reward_config(cfg, algo, quality)
     if config is not None:   # assigners with hyper-parameters (the causal model): the command line's options
         config = dataclasses.replace(config, **(reward_options or {}))
-    assigner = make_assigner(entry["rewards"], RewardContext(CN, config, device, 0, dataset=None))
+    assigner = make_assigner(entry["rewards"], RewardContext(spec, config, device, 0, dataset=None))
     return assigner, backbone
 
 
@@ -169,39 +191,52 @@ def main():
                    help="network options: the config's, OMAR's (input BatchNorm, last-layer init), or both")
     p.add_argument("--backbone-precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"],
                    help="`precision` of the backbones' updates (training.common; the causal model's is --precision)")
+    p.add_argument("--seeds-per-process", nargs="+", type=int, default=[1], metavar="S",
+                   help="training seeds stacked into one backbone (exact for independent agents on a shared reward)")
     args = p.parse_args()
+    args.seeds_per_process = sorted({1, *args.seeds_per_process})   # S=1 always: the ratios compare with it
     torch.set_num_threads(args.threads)
     cfg = C.load(args.config, {"tier": "paper"})
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    batch = random_batch(CN, args.batch, dev)
     print(f"CN shapes, batch {args.batch}, {args.threads} threads, device {dev}, torch {torch.__version__}, "
           f"causal model in {args.precision}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"matrix-product ceiling at the critics' shape ([3, 10240, 64] x [64, 64]): "
           f"fp32 {matmul_ceiling(torch.float32, dev):.0f} GFLOP/s, bf16 {matmul_ceiling(torch.bfloat16, dev):.0f} GFLOP/s")
-    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'nets':<7}{'bb':<5}{'steps/s':>9}{'ms/step':>9}{'CPU ms':>8}"
-          f"{'bb GFLOP':>9}{'bb GFLOP/s':>11}{'causal GFLOP':>13}{'causal GFLOP/s':>15}{'vs authors':>11}{'steps':>7}")
+    print(f"{'algorithm':<12}{'backbone':<9}{'rewards':<8}{'nets':<7}{'bb':<5}{'S':>3}{'steps/s':>9}{'seed-steps/s':>13}"
+          f"{'ms/step':>9}{'CPU ms':>8}{'bb GFLOP':>9}{'bb GFLOP/s':>11}{'causal GFLOP':>13}{'causal GFLOP/s':>15}"
+          f"{'vs authors':>11}{'steps':>7}")
     measured = {}
     for algo in args.algos or C.tier(cfg)["algos"]:
-        for nets, zo in ((nets, zo) for nets in args.nets for zo in args.backbone_precision):
+        problem = stack_problem(cfg, algo)
+        for nets, zo, S in ((nets, zo, S) for nets in args.nets for zo in args.backbone_precision
+                            for S in args.seeds_per_process):
+            if S > 1 and problem:
+                print(f"{algo:<12}{'':<29}{S:>3}  not stackable: {problem}")
+                continue
             options = {**(OMAR_NETWORKS if nets == "omar" else {}), "precision": zo}
-            assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision}, options)
+            spec = stacked(CN, S)
+            assigner, backbone = build(cfg, algo, args.quality, dev, {"precision": args.precision}, options, spec)
+            batch = random_batch(spec, args.batch, dev)
             sps, cpu_ms, n = measure(lambda: training_step(assigner, backbone, batch), args.seconds, sync)
-            measured[algo, nets, zo] = cpu_ms
+            measured[algo, nets, zo, S] = cpu_ms
             gflop = causal_step_flops(assigner, args.batch) / 1e9 if isinstance(assigner, CausalRewardModel) else None
             authors = AUTHORS_STEPS_PER_S.get(algo)
             bb_gflop = backbone_update_flops(backbone, args.batch) / 1e9
             print(f"{algo:<12}{cfg['algorithms'][algo]['backbone']:<9}{cfg['algorithms'][algo]['rewards']:<8}"
-                  f"{nets:<7}{zo:<5}{sps:>9.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}{bb_gflop:>9.2f}{bb_gflop * sps:>11.1f}"
-                  f"{'' if gflop is None else f'{gflop:.2f}':>13}{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
-                  f"{'' if authors is None else f'{sps / authors:.1f}x':>11}{n:>7}")
+                  f"{nets:<7}{zo:<5}{S:>3}{sps:>9.2f}{S * sps:>13.2f}{1000 / sps:>9.1f}{cpu_ms:>8.1f}{bb_gflop:>9.2f}"
+                  f"{bb_gflop * sps:>11.1f}{'' if gflop is None else f'{gflop:.2f}':>13}"
+                  f"{'' if gflop is None else f'{gflop * sps:.0f}':>15}"
+                  f"{'' if authors is None else f'{S * sps / authors:.1f}x':>11}{n:>7}")
+            if S > 1 and (algo, nets, zo, 1) in measured:
+                print(f"{'':<12}S={S} stacked / S=1: {S * measured[algo, nets, zo, 1] / cpu_ms:.2f}x seed-steps per CPU second")
         first = args.backbone_precision[0]
         if len(args.nets) == 2:
-            print(f"{'':<12}OMAR's networks / config's: {measured[algo, 'omar', first] / measured[algo, 'config', first]:.2f}x CPU ms")
+            print(f"{'':<12}OMAR's networks / config's: {measured[algo, 'omar', first, 1] / measured[algo, 'config', first, 1]:.2f}x CPU ms")
         if len(args.backbone_precision) == 2:
             for nets in args.nets:
                 print(f"{'':<12}{nets} nets, fp32 / bf16 backbone update: "
-                      f"{measured[algo, nets, 'fp32'] / measured[algo, nets, 'bf16']:.2f}x faster (CPU ms; robust to other load)")
+                      f"{measured[algo, nets, 'fp32', 1] / measured[algo, nets, 'bf16', 1]:.2f}x faster (CPU ms; robust to other load)")
     print("reference: the authors' code on this machine, OMAR ~13 steps/s, MACCA-OMAR 4.3 steps/s")
 
 

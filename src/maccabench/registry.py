@@ -40,6 +40,9 @@ class BackboneEntry:
     # the team reward), or None; checked before any job starts
     check_rewards: Callable[[object, bool], str | None] | None = None
     discrete_impl: str | None = None
+    # every agent's losses, gradient clipping and BatchNorm are its own (no mixer, no joint critic),
+    # so S seeds of N agents are one backbone of S*N agents: the same maths, other random draws
+    independent_agents: bool = False
 
     def ref(self, discrete: bool) -> str | None:
         return self.discrete_impl if discrete else self.impl
@@ -69,9 +72,9 @@ class BackboneEntry:
 # name, as written in `algorithms.<name>.backbone` and `backbones:`
 BACKBONES: dict[str, BackboneEntry] = {
     "icql": BackboneEntry("maccabench.algos.icql:ICQL", hparams.ICQLConfig,
-                          discrete_impl="maccabench.algos.icql_discrete:DiscreteICQL"),
+                          discrete_impl="maccabench.algos.icql_discrete:DiscreteICQL", independent_agents=True),
     "omar": BackboneEntry("maccabench.algos.omar:OMAR", hparams.OMARConfig,
-                          discrete_impl="maccabench.algos.omar_discrete:DiscreteOMAR"),
+                          discrete_impl="maccabench.algos.omar_discrete:DiscreteOMAR", independent_agents=True),
     "maicq": BackboneEntry("maccabench.algos.maicq:MAICQ", hparams.MAICQConfig,
                            check_rewards=hparams.maicq_rewards_problem,
                            discrete_impl="maccabench.algos.maicq_discrete:DiscreteMAICQ"),
