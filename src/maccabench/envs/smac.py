@@ -37,9 +37,7 @@ class SmacGame(WinLossGameBase):
             raise MaccabenchError(f"SMAC map {task} cannot run here: {lacking[0]}. Fix: {lacking[1]}")
         self.task, self.num_envs = task, num_envs
         self._envs: list | None = None
-        probe = self._make(0)
-        info = probe.get_env_info()
-        probe.close()
+        info = self._make(0).get_env_info()   # the map's sizes; StarCraft II starts on a game's first reset
         n = int(info["n_agents"])
         if n != smac_maps.ALLIES[task]:
             raise MaccabenchError(f"SMAC map {task} has {n} agents, envs/smac_maps.py says {smac_maps.ALLIES[task]}. "
