@@ -65,9 +65,9 @@ def episode_lengths(filled: np.ndarray, terminated: np.ndarray) -> np.ndarray:
     """Transitions per episode: filled slots - 1, cut after the first terminated transition."""
     filled, terminated = filled.reshape(len(filled), -1).astype(bool), terminated.reshape(len(terminated), -1).astype(bool)
     n_filled = filled.sum(1)
-    if not (filled == (np.arange(filled.shape[1]) < n_filled[:, None])).all():
-        e = int(np.flatnonzero((filled != (np.arange(filled.shape[1]) < n_filled[:, None])).any(1))[0])
-        raise ValueError(f"episode {e}'s filled slots are not a prefix of the episode")
+    gaps = (filled != (np.arange(filled.shape[1]) < n_filled[:, None])).any(1)
+    if gaps.any():
+        raise ValueError(f"episode {int(np.flatnonzero(gaps)[0])}'s filled slots are not a prefix of the episode")
     lengths = np.maximum(n_filled - 1, 0)
     first_term = np.where(terminated.any(1), terminated.argmax(1) + 1, terminated.shape[1])
     return np.minimum(lengths, first_term)
@@ -83,14 +83,13 @@ def convert(path: str | Path, entry: dict) -> tuple[dict[str, np.ndarray], EnvSp
         lengths = episode_lengths(a["filled"], a["terminated"])
     except ValueError as e:
         raise DatasetError(path, str(e), UNMODIFIED) from None
-    ep = np.repeat(np.arange(len(lengths)), lengths)
-    t = np.concatenate([np.arange(n) for n in lengths]) if len(ep) else np.zeros(0, int)
-    if not len(ep):
+    if not lengths.sum():
         raise DatasetError(path, "holds no transitions (no episode has two filled slots)", UNMODIFIED)
+    ep = np.repeat(np.arange(len(lengths)), lengths)                          # episode of each transition
+    t = np.arange(len(ep)) - np.repeat(np.cumsum(lengths) - lengths, lengths)   # its slot in the episode
     actions = a["actions"].reshape(a["actions"].shape[:3])
     terminals = a["terminated"][ep, t, 0].astype(bool)
-    last = np.zeros(len(ep), bool)
-    last[np.cumsum(lengths[lengths > 0]) - 1] = True
+    last = np.append(t[1:] == 0, True)                                        # an episode's last transition
     arrays = {
         "obs": a["obs"][ep, t].astype(np.float32), "next_obs": a["obs"][ep, t + 1].astype(np.float32),
         "state": a["state"][ep, t].astype(np.float32), "next_state": a["state"][ep, t + 1].astype(np.float32),

@@ -164,6 +164,24 @@ class WinLossGameBase(GameBase):
     """Discrete win/loss games (SMAX, SMAC) that keep the last step's joint state `_state`
     [K, S], availability masks `_avail` [K, N, A] and won flags `_won` [K] as arrays."""
     discrete = True
+    label = ""   # the suite's name in messages
+
+    def _check_actions(self, actions: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """`actions` as integers [K, N], each available to its agent now in every live env (bool
+        [K]); else a MaccabenchError naming the env, agent and action."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, len(self.agents)) or not np.issubdtype(actions.dtype, np.integer):
+            raise MaccabenchError(f"{self.label} {self.task}: actions must be integers of shape "
+                                  f"{(self.num_envs, len(self.agents))}, got {actions.dtype} {actions.shape}")
+        ok = np.take_along_axis(self._avail, np.clip(actions, 0, self._avail.shape[-1] - 1)[..., None], -1)[..., 0]
+        ok &= (actions >= 0) & (actions < self._avail.shape[-1])
+        bad = np.argwhere(~ok & live[:, None])
+        if len(bad):
+            k, i = bad[0]
+            raise MaccabenchError(f"{self.label} {self.task}: env {k}, {self.agents[i]} took action {actions[k, i]}, "
+                                  f"not available now (available: {np.flatnonzero(self._avail[k, i]).tolist()}). "
+                                  "Fix: choose among avail_actions()")
+        return actions
 
     def state(self) -> np.ndarray:
         return self._state.copy()

@@ -25,6 +25,7 @@ from .base import WinLossGameBase
 
 
 class SmacGame(WinLossGameBase):
+    label = "SMAC"
 
     def __init__(self, task: str, task_args: dict, num_envs: int):
         if task not in smac_maps.ALLIES:
@@ -79,25 +80,15 @@ class SmacGame(WinLossGameBase):
         return np.stack([self.reset_one(k, s) for k, s in enumerate(seeds)])
 
     def step(self, actions: np.ndarray):
-        actions = np.asarray(actions)
+        actions = self._check_actions(actions, live=~self._over)
         K, N = self.num_envs, len(self.agents)
-        if actions.shape != (K, N) or not np.issubdtype(actions.dtype, np.integer):
-            raise MaccabenchError(f"SMAC {self.task}: actions must be integers of shape {(K, N)}, "
-                                  f"got {actions.dtype} {actions.shape}")
         rewards = np.zeros((K, N), np.float32)
         term, trunc = np.zeros(K, bool), np.zeros(K, bool)
         for k, env in enumerate(self._envs):
             if self._over[k]:
                 term[k] = True   # episode already over (the caller stopped collecting from it)
                 continue
-            taken = actions[k]
-            bad = [i for i in range(N) if not self._avail[k, i, taken[i]]]
-            if bad:
-                i = bad[0]
-                raise MaccabenchError(f"SMAC {self.task}: env {k}, {self.agents[i]} took action {taken[i]}, not "
-                                      f"available now (available: {np.flatnonzero(self._avail[k, i]).tolist()}). "
-                                      "Fix: choose among avail_actions()")
-            reward, terminated, info = env.step(taken.tolist())
+            reward, terminated, info = env.step(actions[k].tolist())
             rewards[k] = float(reward) / N   # SMAC's one team reward, split equally (module docstring)
             restarted = terminated and not info   # StarCraft II restarted: no outcome to record
             trunc[k] = bool(terminated and (info.get("episode_limit", False) or restarted))

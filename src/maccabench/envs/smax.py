@@ -77,6 +77,7 @@ def jaxmarl_version() -> str:
 
 
 class SmaxGame(WinLossGameBase):
+    label = "SMAX"
 
     def __init__(self, task: str, task_args: dict, num_envs: int):
         if task not in smax_maps.MAPS:
@@ -198,19 +199,7 @@ class SmaxGame(WinLossGameBase):
         return obs.copy()
 
     def step(self, actions: np.ndarray):
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, len(self.agents)) or not np.issubdtype(actions.dtype, np.integer):
-            raise MaccabenchError(f"SMAX {self.task}: actions must be integers of shape "
-                                  f"{(self.num_envs, len(self.agents))}, got {actions.dtype} {actions.shape}")
-        live = ~self._over | self._pending
-        ok = np.take_along_axis(self._avail, np.clip(actions, 0, self._avail.shape[-1] - 1)[..., None], -1)[..., 0]
-        ok &= (actions >= 0) & (actions < self._avail.shape[-1])
-        bad = np.argwhere(~ok & live[:, None])
-        if len(bad):
-            k, i = bad[0]
-            raise MaccabenchError(f"SMAX {self.task}: env {k}, {self.agents[i]} took action {actions[k, i]}, "
-                                  f"not available now (available: {np.flatnonzero(self._avail[k, i]).tolist()}). "
-                                  "Fix: choose among avail_actions()")
+        actions = self._check_actions(actions, live=~self._over | self._pending)
         # copies: on CPU jax may read a numpy argument in place, after this call has returned (async
         # dispatch), so the reset flags cleared below and reset_one's writes must not touch its inputs
         (self._states, self._keys, over, obs, state, avail, rewards, team, term, trunc, won) = self._batched_step(
