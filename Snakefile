@@ -29,13 +29,7 @@ rule behavior_policies:
 
 rule runs:
     input:
-        expand(
-            run_file(layout.FINAL),
-            env=TIER["envs"],
-            quality=TIER["qualities"],
-            algo=TIER["algos"],
-            seed=TIER["train_seeds"],
-        ),
+        tier_run_files(),
 
 
 # Everything the tier defines: datasets, every training run, tables, figures and the HTML report.

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -382,6 +383,16 @@ def test_smoke_tier_builds_every_table_and_figure_through_snakemake(smoke):
         _png_ok(png, (200, 150))
     assert (out / "figures/curves_table1.png").exists() and (out / "figures/figure4_masks.png").exists()
     assert (out / "report.html").stat().st_size > 100_000
+    # the StarCraft-like tables from SMAX runs, named as SMAX, never as SMAC; the paper's SMAC
+    # ablations on the SMAX map the tier has
+    for name in ("table2", "table5"):
+        md = (out / "tables" / f"{name}.md").read_text()
+        assert "| 2s3z (SMAX)" in md and "SMAX (jaxmarl 0.2.0)" in md
+        frame = pd.read_csv(out / "tables" / f"{name}.csv")
+        rates = frame[frame.env == "2s3z"]["mean"]
+        assert len(rates) == 2 * len(spec.resolve(cfg, name).algos) and rates.between(0, 1).all()   # medium, expert
+    for name in ("table7", "table10", "table11"):
+        assert "MACCA-OMAR on 2s3z (SMAX)" in (out / "tables" / f"{name}.md").read_text()
 
 
 def test_timing_sums_benchmark_files_per_stage_and_algorithm(tmp_path):
@@ -637,3 +648,41 @@ def test_smoke_dag_contains_the_anchor_table(tmp_path, base_config):
     for algo in ("anchor-omar", "anchor-icql", "maicq", "anchor-omar-nobn", "anchor-icql-nobn"):
         for q in base_config["tiers"]["smoke"]["qualities"]:
             assert f"smoke/runs/cn/{q}/{algo}/seed0/final.json" in r.stdout, (algo, q)
+
+
+def test_a_tier_that_lists_its_tables_trains_only_the_runs_they_read(tmp_path):
+    """`snakemake runs` at quick (CN and SMAX 2s3z at random, medium, expert; tables 1, 2, 5, 9, ...):
+    Table 1 has CN rows at every quality, but no SMAX table reads random data, so no 2s3z run on it
+    is scheduled (its dataset still is: `datasets` makes every quality of the tier)."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "runs", "datasets", "--cores", "1", "--config", "tier=quick",
+                        f"results={tmp_path}/{{tier}}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "quick/runs/cn/random/macca-omar/seed0/final.json" in r.stdout
+    assert "quick/runs/2s3z/medium/sqddpg/seed2/final.json" in r.stdout      # Table 5
+    assert "quick/runs/2s3z/expert/macca-icq/seed0/final.json" in r.stdout   # Table 2
+    assert "quick/runs/2s3z/random/" not in r.stdout
+    assert "quick/runs/cn/medium/sqddpg/" not in r.stdout                    # Table 5 reads SMAX rows only
+    assert "quick/datasets/team/2s3z/random/seed0.h5" in r.stdout
+
+
+def test_smac_ablations_run_on_the_first_of_their_envs_the_tier_runs(small_cfg):
+    """Tables 7, 10 and 11 (the paper's, on SMAC 5m_vs_6m) take SMAC 5m_vs_6m, else SMAX 5m_vs_6m,
+    else SMAX 2s3z, else CN, and their titles say which."""
+    tier = small_cfg["tiers"]["smoke"]
+    t = spec.resolve(small_cfg, "table7")
+    assert (t.env, t.quality, t.metric, t.title) == ("cn", "medium", "normalized_score",
+                                                    "Table 7: threshold h sweep, MACCA-OMAR on CN medium")
+    tier["envs"].append("2s3z")
+    t = spec.resolve(small_cfg, "table10")
+    assert (t.env, t.metric, t.title) == ("2s3z", "win_rate", "Table 10: causal graph types, MACCA-OMAR on 2s3z (SMAX) expert")
+    assert t.suite_notes and "not SMAC" in t.caption()
+    tier["envs"].append("5m_vs_6m")
+    assert spec.resolve(small_cfg, "table11").env == "5m_vs_6m"
+    assert spec.resolve(small_cfg, "table6").env == "cn"    # an MPE ablation in the paper: stays on CN
+    tier["envs"] = ["pp"]
+    off = spec.resolve(small_cfg, "table7")
+    assert not off.active and "'smac-5m_vs_6m' or '5m_vs_6m' or '2s3z' or 'cn'" in off.inactive_reason
+    small_cfg["tables"]["table7"]["env"] = ["5m_vs_6m", "5m_vs_6n"]
+    with pytest.raises(ConfigError, match=r"5m_vs_6n") as e:
+        spec.resolve(small_cfg, "table7")
+    assert e.value.field == "tables.table7.env[1]"

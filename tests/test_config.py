@@ -21,7 +21,7 @@ def test_project_config_is_valid(cfg):
 
 @pytest.mark.parametrize("mutate, field, words", [
     (lambda c: c.update(tier="fast"), "tier", "use one of " + TIERS),
-    (lambda c: c["tiers"]["quick"]["envs"].append("hopper"), "tiers.quick.envs[1]", "unknown env 'hopper'"),
+    (lambda c: c["tiers"]["quick"]["envs"].append("hopper"), "tiers.quick.envs[2]", "unknown env 'hopper'"),
     (lambda c: c["environments"]["cn"].update(suite="mujoco"), "environments.cn.suite", "unknown suite 'mujoco'"),
     (lambda c: c["environments"]["cn"].update(task="simple_sprad_v3"), "environments.cn.task", "unknown task"),
     (lambda c: c["tiers"]["smoke"]["qualities"].insert(0, "superb"), "tiers.smoke.qualities.0", "'superb' is not allowed"),

@@ -30,9 +30,14 @@ def test_smoke_datasets_through_snakemake(smoke, cfg):
             assert "individual_rewards" not in team.arrays
             np.testing.assert_allclose(team.arrays["team_rewards"], raw.arrays["individual_rewards"].sum(1), rtol=1e-5)
             assert team.attrs["S_random"] == summary["S_random"] and team.attrs["S_expert"] == summary["S_expert"]
-            if q != "medium-replay":
-                assert len(team) >= tier["dataset_transitions"]
-            assert team.arrays["episode_starts"][0] and team.arrays["timeouts"].sum() == team.arrays["episode_starts"].sum()
+            if q != "medium-replay":   # whole episodes: dataset_transitions / the episode limit, rounded up
+                episodes = -(-tier["dataset_transitions"] // spec.episode_limit)
+                assert team.arrays["episode_starts"].sum() == episodes
+                assert len(team) <= episodes * spec.episode_limit          # SMAX's battles may end early
+                ended_early = team.arrays["terminals"].any()                  # MPE's never do
+                assert ended_early or len(team) == episodes * spec.episode_limit
+            ends = team.arrays["timeouts"] | team.arrays["terminals"]                  # each episode ends once
+            assert team.arrays["episode_starts"][0] and ends.sum() == team.arrays["episode_starts"].sum()
     assert not list(smoke.rglob("*.partial"))
 
 

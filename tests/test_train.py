@@ -53,7 +53,8 @@ def test_smoke_tier_writes_every_run_folder(smoke, smoke_cfg):
                 final = json.loads((run / "final.json").read_text())
                 assert set(final) == set(FINAL_KEYS) | {SCORE_UNDEFINED} and set(final["final"]) == set(final["best"]) == set(POINT_KEYS)
                 assert (final["env"], final["quality"], final["algo"], final["seed"], final["tier"]) == (env, q, algo, 0, "smoke")
-                assert final["table_score"] == "final" and final["metric"] == "normalized_score"
+                metric = smoke_cfg["environments"][env]["metric"]
+                assert final["table_score"] == "final" and final["metric"] == metric
                 assert (final["S_random"], final["S_expert"]) == (ds.attrs["S_random"], ds.attrs["S_expert"])
                 with open(run / "metrics.csv") as f:
                     rows = list(csv.DictReader(f))
@@ -67,7 +68,13 @@ def test_smoke_tier_writes_every_run_folder(smoke, smoke_cfg):
                 assert [int(r["updates"]) for r in rows] == [i * tier["eval_every"] for i in range(n_evals)]
                 assert [int(r["loop_steps"]) for r in rows] == [100 * int(r["updates"]) for r in rows]
                 assert rows[0]["losses/critic"] == "" and rows[-1]["losses/critic"] != ""
-                assert all(r["eval/win_rate"] == "" for r in rows)   # MPE: no win rate
+                if metric == "win_rate":   # SMAX: every evaluation's fraction of battles won
+                    rates = [float(r["eval/win_rate"]) for r in rows]
+                    assert all(0.0 <= w <= 1.0 for w in rates)
+                    assert final["final"]["win_rate"] == pytest.approx(rates[-1])
+                    assert final["versions"]["jaxmarl"]
+                else:
+                    assert all(r["eval/win_rate"] == "" for r in rows)   # MPE: no win rate
                 last = rows[-1]
                 ret = float(last["eval/return_mean"])
                 assert final["final"]["return_mean"] == pytest.approx(ret)

@@ -148,6 +148,9 @@ class TaskDescription:
 @dataclass(frozen=True)
 class SuiteDescription:
     tasks: dict[str, TaskDescription]
+    # what tables say their rows of this suite ran on, where the suite stands in for another
+    # benchmark (SMAX for SMAC); a function, so that a package version is read when a table is made
+    table_note: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)

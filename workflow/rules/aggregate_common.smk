@@ -10,6 +10,16 @@ GROUP_NAMES = {"main": "Main results", "ablation": "Ablations", "recovery": "Rew
 PAPER_VALUES = "config/paper_values.yaml"
 
 
+def tier_run_files():
+    """Every training run of the tier: env x quality x algo x training seed; where the tier lists
+    the tables it builds (tiers.<tier>.tables), only the runs those tables read, so no run is
+    trained that no table reports (e.g. SMAX's random data, which no SMAX table has a row for)."""
+    if "tables" not in TIER:
+        return expand(run_file(layout.FINAL), env=TIER["envs"], quality=TIER["qualities"],
+                      algo=TIER["algos"], seed=TIER["train_seeds"])
+    return sorted({f for t in tables_spec.tables(config) for f in t.final_files()})
+
+
 def table_of(name):
     return tables_spec.resolve(config, name)
 

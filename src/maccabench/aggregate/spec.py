@@ -28,6 +28,7 @@ from pathlib import Path
 from .. import config as C
 from .. import layout
 from ..errors import ConfigError
+from ..registry import SUITES
 
 KINDS = ("scores", "sweep", "variants", "recovery", "hparams")
 OPTIONS = ("allow_partial", "bootstrap", "labels", "figures")
@@ -82,6 +83,7 @@ class Table:
     envs: list[str] = field(default_factory=list)        # hparams: the envs whose runs are read
     qualities: list[str] = field(default_factory=list)   # hparams: the qualities whose runs are read
     by_quality: bool = False                     # hparams: one column per quality
+    suite_notes: list[str] = field(default_factory=list)   # what rows of stand-in suites ran on (SMAX)
 
     def to_job(self) -> dict:
         """JSON-able form: what a Snakemake rule passes to the CLI (`--job`)."""
@@ -142,6 +144,7 @@ class Table:
         seeds = ", ".join(map(str, self.seeds))
         text = f"{self.title}. {self.description}".strip()
         partial = " Partial tables are allowed (missing runs are marked)." if self.allow_partial else ""
+        text += "".join(f" {note}." for note in self.suite_notes)
         return (f"{text} Tier `{self.tier}`: training seeds {seeds} ({len(self.seeds)} per cell); "
                 f"numbers read from {layout.runs_dir(self.results)}/.{partial}")
 
@@ -190,6 +193,13 @@ def _not_listed(cfg: dict, name: str) -> str:
     return f"tier {cfg['tier']} does not list it in tiers.{cfg['tier']}.tables"
 
 
+def _suite_notes(cfg: dict, env_names) -> list[str]:
+    """The table notes of the suites these envs belong to (registry.SuiteDescription.table_note)."""
+    suites = dict.fromkeys(cfg["environments"][e]["suite"] for e in env_names)
+    described = (SUITES[s].describe() for s in suites if s in SUITES)
+    return [d.table_note() for d in described if d.table_note is not None]
+
+
 def resolve(cfg: dict, name: str) -> Table:
     """The table `name` for the config's tier; ConfigError naming the field when it is wrong."""
     sec = section(cfg)
@@ -229,7 +239,8 @@ def resolve(cfg: dict, name: str) -> Table:
         reason = "" if rows else not_listed or (f"tier {cfg['tier']} has no environment with metric {metric!r}"
                                   + (f" among {', '.join(spec['envs'])}" if "envs" in spec else "")
                                   + f" (add one under `environments:` and to tiers.{cfg['tier']}.envs)")
-        return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason)
+        return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason,
+                     suite_notes=_suite_notes(cfg, dict.fromkeys(e for e, _ in rows)))
 
     if kind == "hparams":
         algos = list(spec["algos"])
@@ -242,10 +253,15 @@ def resolve(cfg: dict, name: str) -> Table:
                      qualities=list(t["qualities"]), by_quality=bool(spec.get("by_quality", False)),
                      inactive_reason=reason)
 
-    # sweep / variants: one env and quality, rows are variants
-    env, quality = spec["env"], spec["quality"]
-    if env not in envs:
-        raise ConfigError(f"{where}.env", f"unknown env {env!r}", f"use one of {', '.join(envs)}")
+    # sweep / variants: one env and quality, rows are variants; `env` may list envs by preference
+    # (the paper's SMAC ablations: 5m_vs_6m where the tier has it, else 2s3z, else CN)
+    quality = spec["quality"]
+    preferred = [spec["env"]] if isinstance(spec["env"], str) else list(spec["env"])
+    for i, e in enumerate(preferred):
+        if e not in envs:
+            field_name = f"{where}.env" if isinstance(spec["env"], str) else f"{where}.env[{i}]"
+            raise ConfigError(field_name, f"unknown env {e!r}", f"use one of {', '.join(envs)}")
+    env = next((e for e in preferred if e in t["envs"] and quality in t["qualities"]), preferred[0])
     variants = [(str(label), algo) for label, algo in spec["rows"].items()]
     for label, algo in variants:   # name the row, not just the map
         _check_algos(cfg, f"{where}.rows.{label}", [algo])
@@ -257,12 +273,15 @@ def resolve(cfg: dict, name: str) -> Table:
                 raise ConfigError(f"{where}.improvement", f"compares {lab!r}, which is not a row label",
                                   f"use row labels of `{where}.rows`: {', '.join(labels)}")
     in_tier = env in t["envs"] and quality in t["qualities"]
-    reason = "" if in_tier else not_listed or f"tier {cfg['tier']} does not run env {env!r} with quality {quality!r}"
+    reason = "" if in_tier else not_listed or (f"tier {cfg['tier']} does not run env {' or '.join(map(repr, preferred))}"
+                                               f" with quality {quality!r}")
     measures = list(spec.get("measures", ["score"]))
-    return Table(**common, metric=envs[env]["metric"], rows=variants if in_tier else [], algos=[],
+    title = common.pop("title").format(env=common["labels"].get(env, env))   # "{env}": the env it runs on
+    return Table(**common, title=title, metric=envs[env]["metric"], rows=variants if in_tier else [], algos=[],
                  env=env, quality=quality, parameter=spec.get("parameter", "variant"),
                  at=[float(a) for a in spec.get("at", [])], density=spec.get("density"),
-                 measures=measures, improvement=improvement, inactive_reason=reason)
+                 measures=measures, improvement=improvement, inactive_reason=reason,
+                 suite_notes=_suite_notes(cfg, [env] if in_tier else []))
 
 
 def tables(cfg: dict, group: str | None = None, active_only: bool = True) -> list[Table]:

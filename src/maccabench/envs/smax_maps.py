@@ -12,6 +12,7 @@ MMM2 does not exist on SMAX and Table 2's MMM2 row is unavailable there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 
 from ..registry import SuiteDescription, TaskDescription
 
@@ -54,5 +55,11 @@ MAPS: dict[str, SmaxMap] = {
     "6h_vs_8z": SmaxMap(allies=6, enemies=8),
 }
 
+def table_note() -> str:
+    """How tables name this suite: the package version installed, read without importing jaxmarl."""
+    return (f"SMAX rows ran on SMAX (jaxmarl {metadata.version('jaxmarl')}), jaxmarl's re-implementation "
+            "of the SMAC maps, not SMAC (StarCraft II)")
+
+
 SUITE = SuiteDescription(tasks={name: TaskDescription(args={}, agents=lambda a, m=m: m.agents)
-                                for name, m in MAPS.items()})
+                                for name, m in MAPS.items()}, table_note=table_note)
