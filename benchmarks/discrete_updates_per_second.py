@@ -79,7 +79,7 @@ def main():
         for backbone_name in args.backbones:
             algo = next(a for a, e in cfg["algorithms"].items() if e["backbone"] == backbone_name and e["rewards"] == "team")
             for precision in args.precision:
-                hp = dataclasses.replace(C.backbone_config(cfg, algo, args.quality), precision=precision)
+                hp = dataclasses.replace(C.backbone_config(cfg, algo, args.quality, name), precision=precision)   # the map's values
                 backbone = BACKBONES[backbone_name].build(spec, hp, device, seed=0)
                 rate, cpu_ms, _ = measure(lambda: backbone.update(batch), args.seconds, sync)
                 print(f"{name:10s} {backbone_name:9s} {precision:9s} {rate:10.1f} {cpu_ms:14.2f}", flush=True)

@@ -228,7 +228,29 @@ def test_the_credit_task_takes_omars_cn_values_and_table1_tasks_table4(cfg):
     assert (cn["omar_tau"], cn["cql_alpha"]) == (0.7, 0.5)                 # the paper's Table 4
 
 
+def test_the_starcraft_suites_take_the_authors_smac_values_below_a_task_entry(cfg):
+    """backbones.<b>.by_suite.<suite> sits between the backbone and by_env: the SMAX maps (and the
+    real SMAC's) train on the MACCA authors' SMAC settings, the MPE tasks keep Table 4's."""
+    cfg["tier"] = "smoke"
+    cfg["backbones"]["omar"]["by_env"]["5m_vs_6m"] = {"omar_tau": 0.5}
+    C.check(cfg)
+    for quality in ("expert", "medium"):
+        icql = C.train_job(cfg, "2s3z", quality, "icql", 0).backbone_hp
+        assert (icql["gamma"], icql["critic_lr"], icql["cql_alpha"], icql["grad_clip"]) == (0.99, 1e-3, 5.0, 10.0)
+    omar = C.train_job(cfg, "2s3z", "medium", "macca-omar", 0).backbone_hp
+    assert (omar["omar_tau"], omar["actor_lr"], omar["input_norm"]) == (0.2, 1e-3, False)
+    assert C.train_job(cfg, "5m_vs_6m", "medium", "omar", 0).backbone_hp["omar_tau"] == 0.5   # the task wins
+    maicq = C.train_job(cfg, "6h_vs_8z", "medium", "maicq", 0).backbone_hp
+    assert (maicq["actor_lr"], maicq["critic_lr"]) == (5e-4, 1e-4)
+    cn = C.train_job(cfg, "cn", "medium", "omar", 0).backbone_hp
+    assert (cn["gamma"], cn["omar_tau"], cn["cql_alpha"], cn["input_norm"]) == (0.95, 0.7, 0.5, True)
+
+
 @pytest.mark.parametrize("mutate, field, words", [
+    (lambda c: c["backbones"]["omar"]["by_suite"].update({"smaxx": {"omar_tau": 0.5}}),
+     "backbones.omar.by_suite.smaxx", "use one of"),
+    (lambda c: c["backbones"]["omar"]["by_suite"]["smax"].update({"omar_tau": 1.5}),
+     "backbones.omar.by_suite.smax.omar_tau", "<= 1"),
     (lambda c: c["backbones"]["omar"]["by_env"].update({"cnn": {"omar_tau": 0.5}}), "backbones.omar.by_env.cnn",
      "use one of cn, pp"),
     (lambda c: c["backbones"]["omar"]["by_env"].update({"pp": {"omar_tau": 1.5}}), "backbones.omar.by_env.pp.omar_tau",

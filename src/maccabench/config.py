@@ -322,7 +322,12 @@ def _check_training(cfg: dict) -> None:
     for name, section in cfg["backbones"].items():
         if name not in BACKBONES:
             raise ConfigError(f"backbones.{name}", "is not a known backbone", f"use one of {', '.join(BACKBONES)}")
-        check_section(BACKBONES[name].config, {k: v for k, v in section.items() if k != BY_ENV}, f"backbones.{name}")
+        check_section(BACKBONES[name].config, {k: v for k, v in section.items() if k not in LAYERS}, f"backbones.{name}")
+        for suite, values in section.get(BY_SUITE, {}).items():
+            if suite not in SUITES:
+                raise ConfigError(f"backbones.{name}.{BY_SUITE}.{suite}", "is not a suite",
+                                  f"use one of {', '.join(SUITES)} (src/maccabench/registry.py SUITES)")
+            check_section(BACKBONES[name].config, values, f"backbones.{name}.{BY_SUITE}.{suite}")
         for env, values in section.get(BY_ENV, {}).items():
             if env not in cfg["environments"]:
                 raise ConfigError(f"backbones.{name}.{BY_ENV}.{env}", "is not an env of `environments`",
@@ -346,7 +351,7 @@ def _check_training(cfg: dict) -> None:
                               "remove `reward_options` or use an assigner that has them (e.g. causal)")
         if assigner.config is not None:
             check_section(assigner.config, entry.get("reward_options", {}), f"{where}.reward_options")
-        for q, env in ((q, env) for q in QUALITIES for env in [None, *cfg["backbones"][entry["backbone"]].get(BY_ENV, {})]):
+        for q, env in ((q, env) for q in QUALITIES for env in _layered_envs(cfg, cfg["backbones"][entry["backbone"]])):
             hp = backbone_hp(cfg, algo, q, env)
             missing = missing_fields(backbone.config, hp)
             if missing:
@@ -412,18 +417,33 @@ def algorithm(cfg: dict, algo: str) -> dict:
     return cfg["algorithms"][algo]
 
 
-BY_ENV = "by_env"   # backbones.<b>.by_env.<env>: the task layer of the resolution
+BY_SUITE = "by_suite"   # backbones.<b>.by_suite.<suite>: the suite layer of the resolution
+BY_ENV = "by_env"       # backbones.<b>.by_env.<env>: the task layer, above it
+LAYERS = (BY_SUITE, BY_ENV)
+
+
+def _layered_envs(cfg: dict, section: dict) -> list[str | None]:
+    """None (no layer) and every env a layer of this backbone section applies to: what validation
+    resolves, so that a value only a suite or task layer sets is checked too."""
+    suites = section.get(BY_SUITE, {})
+    return [None, *dict.fromkeys([*(e for e, v in cfg["environments"].items() if v.get("suite") in suites),
+                                  *section.get(BY_ENV, {})])]
 
 
 def backbone_hp(cfg: dict, algo: str, quality: str, env: str | None = None) -> dict:
-    """training.common < backbones.<backbone> < backbones.<backbone>.by_env.<env> <
-    algorithms.<algo>.options, merged name by name, then read at this quality (a per-quality map
-    may sit at any layer). env None: no task layer (what every task without a by_env entry gets)."""
+    """training.common < backbones.<backbone> < backbones.<backbone>.by_suite.<the env's suite> <
+    backbones.<backbone>.by_env.<env> < algorithms.<algo>.options, merged name by name, then read
+    at this quality (a per-quality map may sit at any layer). env None: neither the suite nor the
+    task layer (what every task outside them gets)."""
     a = algorithm(cfg, algo)
     section = cfg["backbones"].get(a["backbone"], {})
-    by_task = section.get(BY_ENV, {}).get(env, {}) if env is not None else {}
-    backbone = {k: v for k, v in section.items() if k != BY_ENV}
-    return at_quality({**cfg["training"]["common"], **backbone, **by_task, **a.get("options", {})}, quality)
+    backbone = {k: v for k, v in section.items() if k not in LAYERS}
+    by_suite = by_task = {}
+    if env is not None:
+        by_suite = section.get(BY_SUITE, {}).get(cfg["environments"].get(env, {}).get("suite"), {})
+        by_task = section.get(BY_ENV, {}).get(env, {})
+    return at_quality({**cfg["training"]["common"], **backbone, **by_suite, **by_task, **a.get("options", {})},
+                      quality)
 
 
 def reward_hp(cfg: dict, algo: str, quality: str) -> dict:
