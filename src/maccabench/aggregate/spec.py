@@ -240,7 +240,7 @@ def resolve(cfg: dict, name: str) -> Table:
                                   + (f" among {', '.join(spec['envs'])}" if "envs" in spec else "")
                                   + f" (add one under `environments:` and to tiers.{cfg['tier']}.envs)")
         return Table(**common, metric=metric, rows=rows, algos=algos, improvement=improvement, inactive_reason=reason,
-                     suite_notes=_suite_notes(cfg, dict.fromkeys(e for e, _ in rows)))
+                     suite_notes=_suite_notes(cfg, (e for e, _ in rows)))
 
     if kind == "hparams":
         algos = list(spec["algos"])
@@ -261,7 +261,9 @@ def resolve(cfg: dict, name: str) -> Table:
         if e not in envs:
             field_name = f"{where}.env" if isinstance(spec["env"], str) else f"{where}.env[{i}]"
             raise ConfigError(field_name, f"unknown env {e!r}", f"use one of {', '.join(envs)}")
-    env = next((e for e in preferred if e in t["envs"] and quality in t["qualities"]), preferred[0])
+    def runs_here(e):
+        return e in t["envs"] and quality in t["qualities"]
+    env = next((e for e in preferred if runs_here(e)), preferred[0])
     variants = [(str(label), algo) for label, algo in spec["rows"].items()]
     for label, algo in variants:   # name the row, not just the map
         _check_algos(cfg, f"{where}.rows.{label}", [algo])
@@ -272,7 +274,7 @@ def resolve(cfg: dict, name: str) -> Table:
             if lab not in labels:
                 raise ConfigError(f"{where}.improvement", f"compares {lab!r}, which is not a row label",
                                   f"use row labels of `{where}.rows`: {', '.join(labels)}")
-    in_tier = env in t["envs"] and quality in t["qualities"]
+    in_tier = runs_here(env)
     reason = "" if in_tier else not_listed or (f"tier {cfg['tier']} does not run env {' or '.join(map(repr, preferred))}"
                                                f" with quality {quality!r}")
     measures = list(spec.get("measures", ["score"]))
